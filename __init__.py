@@ -1,0 +1,1 @@
+"""Kube Toolbox: imported as `toolbox` when this checkout sits at `src/toolbox` of a project."""

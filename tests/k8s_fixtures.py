@@ -1,0 +1,1 @@
+"""Kubernetes test API server (kmock emulator, extended) and kubeconfig fixtures."""

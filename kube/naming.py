@@ -1,0 +1,74 @@
+"""DNS-1123 names and label values for runs: readable, at most 63 characters, unique by a content hash."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from typing import Any, Mapping
+
+MAX_NAME = 63
+HASH_LEN = 8
+_NOT_NAME = re.compile(r"[^a-z0-9]+")
+_NOT_LABEL = re.compile(r"[^A-Za-z0-9_.-]+")
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def value_text(value: Any) -> str:
+    """How a value reads in names, selections and commands: YAML spelling for booleans and null."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return str(value)
+
+
+def combination_hash(project: str, model: str, dataset: str, hparams: Mapping[str, Any]) -> str:
+    """A short stable hash of the whole combination, `_` hparams included (JSON with sorted keys)."""
+    canonical = json.dumps(
+        {"project": project, "model": model, "dataset": dataset, "hparams": hparams},
+        sort_keys=True, separators=(",", ":"), default=value_text,
+    )
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return base64.b32encode(digest).decode().lower()[:HASH_LEN]
+
+
+def sanitize(text: str) -> str:
+    """Lowercase, every run of other characters folded to one '-', no '-' at either end."""
+    return _NOT_NAME.sub("-", text.lower()).strip("-")
+
+
+def run_name(prefix: str, project: str, model: str, dataset: str,
+             labels: Mapping[str, str], hparams: Mapping[str, Any]) -> str:
+    """`[<prefix>-]<project>-<model>-<dataset>[-key-value...]-<hash>`, cut to fit 63 characters.
+
+    `labels` are the name parts of the public hparams (key -> readable value); `hparams` is the full
+    combination that the hash covers, so two combinations never share a name even when truncation or
+    sanitising makes their readable parts equal.
+    """
+    parts = [prefix, project, model, dataset]
+    for key, text in labels.items():
+        parts += [key, text]
+    readable = "-".join(p for p in (sanitize(x) for x in parts) if p)
+    readable = readable[: MAX_NAME - HASH_LEN - 1].rstrip("-")
+    digest = combination_hash(project, model, dataset, hparams)
+    return f"{readable}-{digest}" if readable else digest
+
+
+def label_value(text: str) -> str:
+    """A valid Kubernetes label value (<= 63, alphanumeric at both ends) that reads like `text`."""
+    value = _NOT_LABEL.sub("-", text)[:MAX_NAME]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", value)
+
+
+def is_name(text: str) -> bool:
+    return len(text) <= MAX_NAME and bool(NAME_RE.match(text))
+
+
+def is_label_value(text: str) -> bool:
+    return len(text) <= MAX_NAME and bool(LABEL_VALUE_RE.match(text))

@@ -209,7 +209,8 @@ def _make_run(config: Config, index: int, model: str, dataset: str, axes: list[A
     mpath = f"model.{model}"
     hp_fields = {k: check_field(FIELD_KINDS[k], v, LAUNCH_FILE, f"{mpath}.hparam.{k}")
                  for k, v in hparams.items() if k in FIELD_KINDS}
-    values = {**builtins, **hparams}
+    # `<fn>` reads the hidden hparam `_fn` too (the reference's example), unless `fn` itself exists.
+    values = {**builtins, **{k[1:]: v for k, v in hparams.items() if k.startswith("_")}, **hparams}
     m_fields = _model_fields(config.models[model], values, mpath)
     merged = merge_levels([*config.base_levels, d_fields, m_fields, hp_fields])
     settings: RunSettings = resolve_settings(project, merged, LAUNCH_FILE, f"{mpath}.")

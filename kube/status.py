@@ -1,0 +1,209 @@
+"""Sweep status, pure: classify each cell from the Job, Pod and Event objects of a few list calls."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping, Sequence
+
+from .model import Run
+from .provenance import from_annotations
+
+STATES = ("not submitted", "pending", "running", "succeeded", "failed")
+GPU_LABEL = "nvidia.com/gpu.product"
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    model: str
+    dataset: str
+    state: str
+    age: float | None = None        # seconds since the job was created
+    node: str = ""
+    gpu: str = ""
+    reason: str = ""
+    commit: str = ""
+    stale: bool = False             # ran code older than HEAD, or a dirty tree
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def age_text(seconds: float | None) -> str:
+    """kubectl's style: 45s, 12m, 5h, 3d."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _unschedulable(message: str) -> str:
+    """`0/12 nodes are available: 3 Insufficient nvidia.com/gpu, 9 node(s) didn't match ...` in a few words."""
+    found = [f.rstrip(".") for f in re.findall(r"Insufficient ([\w./-]+)", message)]
+    if found:
+        return "Unschedulable: insufficient " + ", ".join(dict.fromkeys(found))
+    if "affinity" in message or "selector" in message:
+        return "Unschedulable: affinity matches no node"
+    if "taint" in message:
+        return "Unschedulable: untolerated taint"
+    return "Unschedulable" + (f": {message[:60]}" if message else "")
+
+
+def pod_reason(pod: Mapping[str, Any], events: Sequence[Mapping[str, Any]] = ()) -> str:
+    """Why a pod is not running or why it failed, in a few words."""
+    status = pod.get("status") or {}
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        state = cs.get("state") or {}
+        last = cs.get("lastState") or {}
+        term = state.get("terminated") or last.get("terminated")
+        if term and (term.get("exitCode") or term.get("reason") == "OOMKilled"):
+            if term.get("reason") == "OOMKilled":
+                return "OOMKilled"
+            return f"exit code {term.get('exitCode')}" + (f" ({term['reason']})" if term.get("reason")
+                                                           not in (None, "Error") else "")
+        waiting = state.get("waiting")
+        if waiting and waiting.get("reason") not in (None, "ContainerCreating", "PodInitializing"):
+            return waiting["reason"]
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return _unschedulable(cond.get("message") or "")
+    if status.get("reason"):                      # Evicted, DeadlineExceeded...
+        return status["reason"]
+    for event in reversed(events):
+        if event.get("reason") == "FailedScheduling":
+            return _unschedulable(event.get("message") or "")
+        if event.get("type") == "Warning" and event.get("reason"):
+            return event["reason"]
+    return ""
+
+
+def _job_state(job: Mapping[str, Any]) -> tuple[str, str]:
+    status = job.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("status") != "True":
+            continue
+        if cond.get("type") in ("Complete", "SuccessCriteriaMet"):
+            return "succeeded", ""
+        if cond.get("type") in ("Failed", "FailureTarget"):
+            return "failed", cond.get("reason") or ""
+    if status.get("succeeded"):
+        return "succeeded", ""
+    if status.get("ready") or status.get("active"):
+        return "running", ""
+    return "pending", ""
+
+
+def _latest_pod(pods: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    pods = list(pods)
+    return max(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "") if pods else None
+
+
+def classify(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]],
+             events: Sequence[Mapping[str, Any]], node_gpus: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    """State, age, node, GPU and reason of one cell."""
+    if job is None:
+        return {"state": "not submitted"}
+    state, reason = _job_state(job)
+    created = _time((job.get("metadata") or {}).get("creationTimestamp"))
+    pod = _latest_pod(pods)
+    node = gpu = ""
+    if pod is not None:
+        node = (pod.get("spec") or {}).get("nodeName") or ""
+        gpu = node_gpus.get(node, "")
+        phase = (pod.get("status") or {}).get("phase")
+        pod_events = [e for e in events if (e.get("involvedObject") or {}).get("name") ==
+                      (pod.get("metadata") or {}).get("name")]
+        if state == "running" and phase == "Pending":
+            state = "pending"
+        if state in ("pending", "failed"):
+            reason = pod_reason(pod, pod_events) or reason
+        if state == "running":
+            waiting = pod_reason(pod, pod_events)
+            reason = waiting if waiting in ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull") else ""
+    return {"state": state, "age": (now - created).total_seconds() if created else None, "node": node,
+            "gpu": gpu, "reason": reason}
+
+
+def cells(runs: Sequence[Run], jobs: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]],
+          events: Sequence[Mapping[str, Any]], node_gpus: Mapping[str, str], head: str | None,
+          now: datetime | None = None) -> tuple[list[Cell], list[Cell]]:
+    """(cells of the grid in grid order, jobs on the cluster that are no longer in the grid)."""
+    now = now or datetime.now(timezone.utc)
+    by_job: dict[str, list] = {}
+    for pod in pods:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        owner = labels.get("job-name") or labels.get("batch.kubernetes.io/job-name")
+        if owner:
+            by_job.setdefault(owner, []).append(pod)
+    jobs_by_name = {(j.get("metadata") or {}).get("name"): j for j in jobs}
+
+    def cell(name: str, model: str, dataset: str) -> Cell:
+        job = jobs_by_name.get(name)
+        info = classify(job, by_job.get(name, []), events, node_gpus, now)
+        prov = from_annotations(((job or {}).get("metadata") or {}).get("annotations"))
+        stale = bool(job) and prov.commit is not None and (prov.dirty or (head is not None and prov.commit != head))
+        return Cell(name=name, model=model, dataset=dataset, commit=(prov.commit or "")[:8], stale=stale, **info)
+
+    grid = [cell(r.name, r.model, r.dataset) for r in runs]
+    in_grid = {r.name for r in runs}
+    orphans = []
+    for name, job in jobs_by_name.items():
+        if name not in in_grid:
+            labels = (job.get("metadata") or {}).get("labels") or {}
+            orphans.append(cell(name, labels.get("model", "?"), labels.get("dataset", "?")))
+    return grid, orphans
+
+
+def table(rows: Sequence[Cell]) -> str:
+    """Fixed-width text table, grouped by model x dataset (rows keep grid order inside a group)."""
+    header = ("MODEL", "DATASET", "NAME", "STATE", "AGE", "NODE", "GPU", "REASON")
+    groups: dict[tuple[str, str], list[Cell]] = {}
+    for c in rows:
+        groups.setdefault((c.model, c.dataset), []).append(c)
+    lines = [header]
+    for (model, dataset), members in groups.items():
+        for i, c in enumerate(members):
+            state = c.state + (" *" if c.stale else "")
+            lines.append((model if i == 0 else "", dataset if i == 0 else "", c.name, state, age_text(c.age),
+                          c.node or "-", c.gpu or "-", c.reason or ""))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)) + "  " + line[-1]
+                     for line in lines).rstrip() + "\n"
+
+
+def totals(rows: Sequence[Cell]) -> str:
+    count = Counter(c.state for c in rows)
+    parts = [f"{count[s]} {s}" for s in STATES if count[s]]
+    stale = sum(c.stale for c in rows)
+    text = f"{len(rows)} cells: " + ", ".join(parts)
+    return text + (f"; {stale} ran code other than HEAD (marked *)" if stale else "")
+
+
+def failure_summary(rows: Sequence[Cell]) -> str:
+    """Failures grouped by reason and by node, and a hostname_blacklist hint when one node dominates."""
+    failed = [c for c in rows if c.state == "failed"]
+    if not failed:
+        return ""
+    lines = [f"Failures ({len(failed)}):"]
+    for reason, n in Counter(c.reason or "unknown" for c in failed).most_common():
+        lines.append(f"  {n:>4}  {reason}")
+    nodes = Counter(c.node for c in failed if c.node)
+    if nodes:
+        lines.append("By node:")
+        lines += [f"  {n:>4}  {node}" for node, n in nodes.most_common()]
+        node, n = nodes.most_common(1)[0]
+        if len(failed) >= 2 and n * 2 > len(failed):
+            lines.append(f"Most failures ran on {node}: consider `hostname_blacklist: [{node}]` in config/launch.yaml")
+    return "\n".join(lines) + "\n"
+
+
+def as_json(grid: Sequence[Cell], orphans: Sequence[Cell]) -> dict[str, Any]:
+    return {"cells": [asdict(c) for c in grid], "not_in_grid": [asdict(c) for c in orphans],
+            "totals": dict(Counter(c.state for c in grid))}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from functools import lru_cache
 from typing import Mapping
 
 _COMMENT = re.compile(r"##.*?##", re.S)
@@ -88,37 +89,61 @@ def _quote(value: str, context: str) -> str:
     return value if _SAFE.match(value) else shlex.quote(value)
 
 
-def substitute(text: str, values: Mapping[str, object], *, shell: bool) -> str:
-    """Replace each `<name>`; with shell=True the value is quoted for its shell context. KeyError if unknown."""
-    out: list[str] = []
+def _compile(text: str, shell: bool) -> tuple:
+    """Scan once: literal runs and (name, context) placeholders, so a template renders by joining."""
+    parts: list = []
+    literal: list[str] = []
     context = ""          # "", "'" or '"': the shell quoting in force at this point of the text
     i = 0
     while i < len(text):
         char = text[i]
         if char == "\\" and text[i + 1:i + 2] == "<" and _PLACEHOLDER.match(text, i + 1):
-            out.append("<")           # an escaped placeholder stays literal
+            literal.append("<")       # an escaped placeholder stays literal
             i += 2
             continue
         if char == "<":
             m = _PLACEHOLDER.match(text, i)
             if m:
-                name = m.group(1)
-                if name not in values:
-                    raise KeyError(name)
-                value = _text(values[name])
-                out.append(_quote(value, context) if shell else value)
+                parts.append("".join(literal))
+                literal = []
+                parts.append((m.group(1), context if shell else None))
                 i = m.end()
                 continue
         if shell:
             if char == "\\" and context != "'":
-                out.append(text[i:i + 2])
+                literal.append(text[i:i + 2])
                 i += 2
                 continue
             if char in "'\"" and context in ("", char):
                 context = "" if context == char else char
-        out.append(char)
+        literal.append(char)
         i += 1
+    parts.append("".join(literal))
+    return tuple(parts)
+
+
+def _render(parts: tuple, values: Mapping[str, object]) -> str:
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        name, context = part
+        if name not in values:
+            raise KeyError(name)
+        value = _text(values[name])
+        out.append(value if context is None else _quote(value, context))
     return "".join(out)
+
+
+@lru_cache(maxsize=1024)
+def _compiled(text: str, shell: bool) -> tuple:
+    return _compile(text, shell)
+
+
+def substitute(text: str, values: Mapping[str, object], *, shell: bool) -> str:
+    """Replace each `<name>`; with shell=True the value is quoted for its shell context. KeyError if unknown."""
+    return _render(_compiled(text, shell), values)
 
 
 def join_lines(text: str) -> str:
@@ -127,7 +152,16 @@ def join_lines(text: str) -> str:
     return "\n".join(line for line in lines if line.strip() and not line.lstrip().startswith("#")).strip()
 
 
-def process(text: str, values: Mapping[str, object]) -> tuple[str, str]:
-    """The whole pipeline: comments, lines, sugar, then shell-safe substitution on each side."""
+@lru_cache(maxsize=256)
+def _sides(text: str) -> tuple[tuple, tuple]:
     local, remote = split_sugar(join_lines(strip_comments(text)))
-    return substitute(local, values, shell=True).strip(), substitute(remote, values, shell=True).strip()
+    return _compile(local, True), _compile(remote, True)
+
+
+def process(text: str, values: Mapping[str, object]) -> tuple[str, str]:
+    """The whole pipeline: comments, lines, sugar, then shell-safe substitution on each side.
+
+    The text is parsed once per distinct command (cached); each combination only renders.
+    """
+    local, remote = _sides(text)
+    return _render(local, values).strip(), _render(remote, values).strip()

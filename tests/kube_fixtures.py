@@ -1,0 +1,120 @@
+"""Fixtures for the test Kubernetes API server: started once per session, reset per test, a real kubeconfig."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server() -> tuple[str, Callable[[], None]]:
+    """Start tests/kube_api.py in its own process; returns (url, stop)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.kube_api", "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/version", timeout=1).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"test API server did not start: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.1)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return url, stop
+
+
+class Control:
+    """What a test may do to the server besides the official client's calls."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _post(self, action: str, data: dict | None = None) -> Any:
+        req = urllib.request.Request(f"{self.url}/_test/{action}", data=json.dumps(data or {}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        return json.loads(urllib.request.urlopen(req, timeout=10).read())
+
+    def reset(self) -> None:
+        self._post("reset")
+
+    def seed(self, obj: dict) -> None:
+        self._post("seed", obj)
+
+    def fail(self, method: str, path: str, status: int, times: int = 1, body: dict | None = None,
+             headers: dict | None = None) -> None:
+        self._post("fault", {"method": method, "path": path, "status": status, "times": times, "body": body,
+                             "headers": headers})
+
+    def requests(self) -> list[dict]:
+        return self._post("requests")
+
+    def clear_requests(self) -> None:
+        self._post("clear-requests")
+
+    def set_log(self, namespace: str, pod: str, text: str) -> None:
+        self._post("log", {"namespace": namespace, "pod": pod, "text": text})
+
+    def objects(self, plural: str, namespace: str | None = "lab") -> list[dict]:
+        return self._post("objects", {"plural": plural, "namespace": namespace})
+
+    def controller(self, on: bool) -> None:
+        self._post("controller", {"on": on})
+
+
+def write_kubeconfig(path: Path, url: str, namespace: str = "lab") -> Path:
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "test",
+        "clusters": [{"name": "test", "cluster": {"server": url}}],
+        "users": [{"name": "alice", "user": {"token": "test-token"}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "alice", "namespace": namespace}}],
+    }))
+    return path
+
+
+@pytest.fixture(scope="session")
+def kube_api():
+    if os.environ.get("TOOLBOX_TEST_K8S_URL"):
+        yield os.environ["TOOLBOX_TEST_K8S_URL"]
+        return
+    url, stop = start_server()
+    yield url
+    stop()
+
+
+@pytest.fixture
+def kube(kube_api) -> Control:
+    control = Control(kube_api)
+    control.reset()
+    return control
+
+
+@pytest.fixture
+def kubeconfig(tmp_path, monkeypatch, kube) -> Path:
+    path = write_kubeconfig(tmp_path / "kubeconfig", kube.url)
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    return path

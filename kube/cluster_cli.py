@@ -45,7 +45,8 @@ def _load(args: argparse.Namespace) -> tuple[kconfig.Config, list[Run]]:
     return cfg, grid.build_runs(cfg, args.only)
 
 
-def cmd_job(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_job(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     from .cluster import create_or_replace, ensure
     cfg, runs = _load(args)
     project = cfg.project
@@ -107,7 +108,8 @@ def write_build(docs: Sequence[dict], root: Path, folder: str) -> Path:
     return target
 
 
-def cmd_dryrun(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_dryrun(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     cfg, runs = _load(args)
     manifests, extras = render_grid(runs, cfg.project)
     docs = extras + manifests
@@ -117,7 +119,8 @@ def cmd_dryrun(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return 0
 
 
-def cmd_pod(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_pod(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     from .cluster import ensure
     cfg = kconfig.load(args.root)
     project = cfg.project
@@ -141,16 +144,18 @@ def _owned_by_job(pod: dict) -> bool:
     return any(o.get("kind") == "Job" for o in (pod.get("metadata") or {}).get("ownerReferences") or [])
 
 
-def confirm(question: str, yes: bool, stdin: TextIO = sys.stdin) -> bool:
+def confirm(question: str, yes: bool, stdin: TextIO | None = None) -> bool:
     if yes:
         return True
+    stdin = stdin or sys.stdin
     print(f"{question} [y/N] ", end="", flush=True)
     answer = stdin.readline()
     return answer.strip().lower() in ("y", "yes")
 
 
-def cmd_delete(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_delete(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """List what belongs to you (one selector), confirm, delete jobs with their pods and standalone pods."""
+    out = out or sys.stdout
     from .cluster import NotFound
     from .status import _job_state
     cfg = kconfig.load(args.root)
@@ -188,8 +193,9 @@ def cmd_delete(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return 1 if failures else 0
 
 
-def cmd_copy(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_copy(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Copy the `file:` section into a running pod (a tar stream through the exec API, as kubectl cp does)."""
+    out = out or sys.stdout
     from .cluster import copy_files
     cfg = kconfig.load(args.root)
     project = cfg.project

@@ -1,0 +1,249 @@
+"""make job / pod / delete / clean_jobs against the test API server, through the official client."""
+from __future__ import annotations
+
+import io
+import shutil
+import sys
+
+import pytest
+
+import launch
+from tests.helpers import ROOT, make_project
+from tests.kube_fixtures import free_port, write_kubeconfig
+from tests.manifest_checks import validate_manifest
+
+SEL = "user=my-user,project=example"
+
+
+@pytest.fixture
+def project(tmp_path, kubeconfig):
+    root = tmp_path / "example"
+    shutil.copytree(ROOT / "examples" / "quickstart", root)
+    (root / ".env").write_text("S3_BUCKET_NAME=example\nAWS_SECRET_ACCESS_KEY=hush\n")
+    (root / "config" / "kube.yaml").write_text(
+        (root / "config" / "kube.yaml").read_text().replace("my-namespace", "lab"))
+    return root
+
+
+def run(root, *args, stdin: str = "") -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    old = sys.stdout, sys.stderr, sys.stdin
+    sys.stdout, sys.stderr, sys.stdin = out, err, io.StringIO(stdin)
+    try:
+        code = launch.main([*args, "--root", str(root)])
+    finally:
+        sys.stdout, sys.stderr, sys.stdin = old
+    return code, out.getvalue(), err.getvalue()
+
+
+def names(kube, plural="jobs"):
+    return sorted(o["metadata"]["name"] for o in kube.objects(plural))
+
+
+def job_names(root):
+    code, out, _ = run(root, "runs")
+    return [line.split()[1] for line in out.splitlines()[1:-1]]
+
+
+def set_failed(kube, name):
+    job = next(j for j in kube.objects("jobs") if j["metadata"]["name"] == name)
+    job["status"] = {"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
+    kube.seed(job)
+
+
+def test_job_creates_one_labelled_job_per_combination(project, kube):
+    code, out, _ = run(project, "job")
+    assert code == 0
+    expected = job_names(project)
+    lines = out.splitlines()
+    for i, name in enumerate(expected):
+        assert lines[2 * i] == f"Job '{name}' not found. Creating the job."
+        assert lines[2 * i + 1] == f"job.batch/{name} created"
+    assert "4 jobs: 4 created, 0 failed" in lines[-1]
+    jobs = kube.objects("jobs")
+    assert sorted(j["metadata"]["name"] for j in jobs) == sorted(expected)
+    for job in jobs:
+        assert job["metadata"]["labels"]["user"] == "my-user" and job["metadata"]["labels"]["project"] == "example"
+        job = {k: v for k, v in job.items() if k != "status"}
+        for key in ("uid", "resourceVersion", "creationTimestamp", "generation", "namespace"):
+            job["metadata"].pop(key, None)
+        validate_manifest(job)
+        assert "hush" not in str(job)
+    secrets = kube.objects("secrets")
+    assert len(secrets) == 1 and secrets[0]["metadata"]["name"].startswith("example-env-")
+    calls = [(r["method"], r["path"]) for r in kube.requests()]
+    assert calls.count(("GET", "/apis/batch/v1/namespaces/lab/jobs")) == 1
+    assert calls.count(("POST", "/apis/batch/v1/namespaces/lab/jobs")) == 4
+    assert len(calls) == 1 + 1 + 4          # one list, the Secret, one create per job
+
+
+def test_resubmission_is_idempotent(project, kube):
+    run(project, "job")
+    kube.clear_requests()
+    code, out, _ = run(project, "job")
+    assert code == 0 and "Left alone" in out and "0 created" in out and "4 unchanged" in out
+    assert [r["method"] for r in kube.requests()] == ["GET"]
+
+
+def test_failed_job_is_replaced_and_only_failed_selects_it(project, kube):
+    run(project, "job")
+    first = job_names(project)[0]
+    set_failed(kube, first)
+    kube.clear_requests()
+    code, out, _ = run(project, "job", "--only", "failed")
+    assert code == 0
+    assert out.splitlines()[:2] == [f"Job '{first}' failed. Replacing the job.", f"job.batch/{first} replaced"]
+    assert "1 replaced" in out and out.count("Job '") == 1
+    calls = [(r["method"], r["path"].rsplit("/", 2)[-2] if r["method"] == "DELETE" else r["path"].rsplit("/", 1)[-1])
+             for r in kube.requests()]
+    assert calls.count(("DELETE", "jobs")) == 1 and calls.count(("POST", "jobs")) == 1
+
+
+def test_only_missing_creates_just_the_missing(project, kube):
+    run(project, "job", "--only", "model=average")
+    code, out, _ = run(project, "job", "--only", "missing")
+    assert out.count("Creating the job.") == 2 and "2 created" in out
+    assert len(kube.objects("jobs")) == 4
+
+
+def test_changed_spec_is_reported_and_overwrite_replaces(project, kube):
+    run(project, "job")
+    launch_file = project / "config" / "launch.yaml"
+    launch_file.write_text(launch_file.read_text().replace("gpu_count: 0", "gpu_count: 0\n    memory: 8", 1))
+    code, out, _ = run(project, "job")
+    assert out.count("with a different spec. Left alone; use overwrite=true to replace it.") == 2
+    assert "2 changed" in out and "0 created" in out and "2 unchanged" in out
+    code, out, _ = run(project, "job", "--overwrite")
+    assert out.count("replaced") >= 4 and "4 replaced" in out
+    memory = {j["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"]
+              for j in kube.objects("jobs")}
+    assert memory == {"8Gi", "32Gi"}
+
+
+def test_transient_errors_are_retried(project, kube):
+    kube.fail("POST", "/jobs$", 500, times=2)
+    kube.fail("POST", "/jobs$", 429, times=1, headers={"Retry-After": "0"})
+    code, out, _ = run(project, "job")
+    assert code == 0 and "4 created" in out
+    assert len(kube.objects("jobs")) == 4
+
+
+def test_persistent_failure_is_counted_and_exits_nonzero(project, kube):
+    kube.fail("POST", "/jobs$", 500, times=50)
+    code, out, _ = run(project, "job")
+    assert code == 1 and "4 failed" in out and "API error 500" in out
+
+
+@pytest.mark.parametrize("status, body, message", [
+    pytest.param(403, {"kind": "Status", "code": 403, "message": 'jobs.batch is forbidden: User "alice" cannot list'},
+                 "forbidden in namespace lab (RBAC)", id="rbac"),
+    pytest.param(401, None, "unauthorized", id="unauthorized"),
+])
+def test_list_errors_are_one_line(project, kube, status, body, message):
+    kube.fail("GET", "/jobs$", status, body=body)
+    code, out, err = run(project, "job")
+    assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+    assert kube.objects("jobs") == []
+
+
+def test_invalid_object_names_the_field(project, kube):
+    body = {"kind": "Status", "code": 422, "reason": "Invalid", "message": "Job is invalid",
+            "details": {"causes": [{"field": "spec.template.spec.containers[0].image", "message": "Required value"}]}}
+    kube.fail("POST", "/jobs$", 422, times=4, body=body)
+    code, out, _ = run(project, "job")
+    assert code == 1 and "invalid: spec.template.spec.containers[0].image: Required value" in out
+
+
+def test_quota_exceeded(project, kube):
+    body = {"kind": "Status", "code": 403, "reason": "Forbidden",
+            "message": 'jobs "x" is forbidden: exceeded quota: gpu-quota, requested: requests.nvidia.com/gpu=1'}
+    kube.fail("POST", "/jobs$", 403, times=4, body=body)
+    code, out, _ = run(project, "job")
+    assert code == 1 and "quota exceeded in namespace lab: " in out
+
+
+def test_unreachable_server_and_missing_kubeconfig(project, tmp_path, monkeypatch):
+    write_kubeconfig(tmp_path / "closed", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "closed"))
+    code, _, err = run(project, "job")
+    assert code == 1 and "cannot reach the Kubernetes API server" in err
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "nope"))
+    code, _, err = run(project, "job")
+    assert code == 1 and "kubeconfig" in err
+
+
+def test_dryrun_contacts_no_cluster(project, tmp_path, monkeypatch, kube):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "nope"))
+    code, out, _ = run(project, "dryrun")
+    assert code == 0 and out.count("kind: Job") == 4 and "hush" not in out
+    assert kube.requests() == []
+
+
+def test_pod_created_once(project, kube):
+    code, out, _ = run(project, "pod")
+    assert code == 0
+    assert out.splitlines() == ["pod/my-user-example-interactive-pod created",
+                                "Open a shell when it runs: kubectl exec -it my-user-example-interactive-pod -- /bin/bash"]
+    assert names(kube, "pods") == ["my-user-example-interactive-pod"]
+    code, out, err = run(project, "pod")
+    assert code == 1 and "already exists" in err
+    code, out, _ = run(project, "pod", "--dry-run", "--name", "other")
+    assert code == 0 and "name: other" in out
+
+
+def other_users_objects(kube):
+    kube.seed({"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+        "name": "bob-job", "namespace": "lab", "labels": {"user": "bob", "project": "example"}}, "spec": {}})
+    kube.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "bob-pod", "namespace": "lab", "labels": {"user": "bob", "project": "example"}}, "spec": {}})
+    kube.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "my-other-project-pod", "namespace": "lab", "labels": {"user": "my-user", "project": "other"}},
+        "spec": {}})
+
+
+def test_delete_touches_only_my_objects_after_confirmation(project, kube):
+    kube.controller(True)                  # each created Job gets a pod, as a real cluster would
+    run(project, "job")
+    run(project, "pod")
+    other_users_objects(kube)
+    assert len(kube.objects("pods")) == 4 + 1 + 2
+    code, out, _ = run(project, "delete", stdin="n\n")
+    assert code == 1 and "Nothing deleted." in out and len(kube.objects("jobs")) == 5
+    code, out, _ = run(project, "delete", stdin="y\n")
+    assert code == 0 and out.count(" deleted") == 5
+    assert names(kube) == ["bob-job"]
+    assert names(kube, "pods") == ["bob-pod", "my-other-project-pod"]
+
+
+def test_delete_pod_only_and_nothing_to_delete(project, kube):
+    run(project, "job")
+    run(project, "pod")
+    code, out, _ = run(project, "delete", "--kind", "pod", "--yes")
+    assert code == 0 and names(kube, "pods") == [] and len(kube.objects("jobs")) == 4
+    run(project, "delete", "--yes")
+    code, out, _ = run(project, "delete", "--yes")
+    assert code == 0 and "No jobs and pods of user 'my-user'" in out
+
+
+def test_clean_jobs_removes_failed_only(project, kube):
+    run(project, "job")
+    failed = job_names(project)[1]
+    set_failed(kube, failed)
+    code, out, _ = run(project, "clean-jobs", "--yes")
+    assert code == 0 and out.rstrip().splitlines() == [f"  job.batch/{failed}", f"job.batch/{failed} deleted"]
+    assert failed not in names(kube) and len(names(kube)) == 3
+
+
+def test_copy_refuses_without_files(project, kube):
+    code, _, err = run(project, "copy", "--pod", "x")
+    assert code == 2 and "file: expected a list of files" in err
+
+
+def test_copy_needs_a_running_pod(project, kube):
+    (project / "src" / "extra.py").write_text("print(1)\n")
+    lf = project / "config" / "launch.yaml"
+    lf.write_text("file: [src/extra.py]\n" + lf.read_text())
+    kube.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": "lab"},
+               "spec": {}, "status": {"phase": "Pending"}})
+    code, _, err = run(project, "copy", "--pod", "p1")
+    assert code == 1 and "pod 'p1' is Pending; expected Running" in err

@@ -168,9 +168,25 @@ def create_or_replace(gw: Gateway, manifest: Mapping[str, Any], replace: bool, w
             gw.create(manifest)
             return "replaced" if replace else "created"
         except AlreadyExists:
+            if _is_ours(gw, manifest):      # an earlier attempt went through before a 5xx/timeout
+                return "replaced" if replace else "created"
             if not replace or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def _is_ours(gw: Gateway, manifest: Mapping[str, Any]) -> bool:
+    """Does the existing Job carry this manifest's spec hash (and is it not being deleted)?"""
+    from .render import ANNOTATION_SPEC
+    name = manifest["metadata"]["name"]
+    try:
+        response = gw.call(f"get Job '{name}'", gw.batch.read_namespaced_job, name, gw.namespace,
+                           _preload_content=False)
+    except NotFound:
+        return False
+    meta = json.loads(response.data).get("metadata") or {}
+    return not meta.get("deletionTimestamp") and \
+        (meta.get("annotations") or {}).get(ANNOTATION_SPEC) == manifest["metadata"]["annotations"][ANNOTATION_SPEC]
 
 
 def copy_files(gw: Gateway, pod: str, project: Any, files: list[str]) -> None:

@@ -24,6 +24,7 @@ FILES_MOUNT = "/etc/toolbox/files"
 SSH_MOUNT = "/etc/toolbox/ssh"
 MAX_FILES_BYTES = 900 * 1024          # a ConfigMap holds at most 1 MiB in all
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)    # libyaml when the wheel has it: ~10x faster
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][-+]?[0-9]+|[numkMGTPE]i?|Ki)?$")
 
 
@@ -54,7 +55,7 @@ def _drop_empty(obj: Any) -> Any:
 
 def _load(text: str, what: str) -> dict:
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as err:
         raise ConfigError(what, "", f"template rendered invalid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(doc, dict) or "kind" not in doc:

@@ -89,6 +89,7 @@ class Emulator(kmock.KubernetesEmulator):
         self.pod_logs: dict[tuple[str, str], str] = {}
         self.controller = False
         self.version = 0
+        self.latency = 0.0
 
     def _get_resources(self) -> list:
         return list({*super()._get_resources(), *(references.resource(g, v, p) for g, v, p in RESOURCES)})
@@ -97,6 +98,8 @@ class Emulator(kmock.KubernetesEmulator):
         path = request.url.path
         if path.startswith("/_test/"):
             return await self._control(path[len("/_test/"):], request)
+        if self.latency:
+            await asyncio.sleep(self.latency)        # a remote API server's round trip (benchmarks only)
         self.log.append({"method": str(request.method.value if hasattr(request.method, "value") else request.method).upper(),
                          "path": path, "query": dict(request.params)})
         for fault in self.faults:
@@ -118,7 +121,12 @@ class Emulator(kmock.KubernetesEmulator):
         if request.resource is not None and request.action == enums.action.UPDATE and isinstance(request.data, dict):
             self.version += 1
             request.data.setdefault("metadata", {})["resourceVersion"] = str(self.version)
-        response = await super()._handle(request)
+        try:
+            response = await super()._handle(request)
+        finally:
+            # kmock keeps every request and scans them on each new one (quadratic over a session):
+            # keep a window larger than any concurrency we use, so in-flight requests stay known.
+            del self._requests[:-256]
         if request.resource is not None and request.action == enums.action.CREATE and response.status < 300 \
                 and request.resource.plural == "jobs" and self.controller:
             await self._spawn_pod(request.data)
@@ -227,8 +235,10 @@ class Emulator(kmock.KubernetesEmulator):
         return aiohttp.web.json_response({"ok": True})
 
 
-async def serve(port: int) -> None:
-    async with Emulator() as emulator, kmock.Server(emulator, host="127.0.0.1", port=port):
+async def serve(port: int, latency_ms: float = 0.0) -> None:
+    emulator = Emulator()
+    emulator.latency = latency_ms / 1000
+    async with emulator, kmock.Server(emulator, host="127.0.0.1", port=port):
         print(f"listening on 127.0.0.1:{port}", flush=True)
         await asyncio.Event().wait()
 
@@ -236,7 +246,9 @@ async def serve(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    asyncio.run(serve(parser.parse_args().port))
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay every API response (benchmarks)")
+    args = parser.parse_args()
+    asyncio.run(serve(args.port, args.latency_ms))
 
 
 if __name__ == "__main__":

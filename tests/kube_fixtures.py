@@ -22,10 +22,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server() -> tuple[str, Callable[[], None]]:
+def start_server(latency_ms: float = 0.0) -> tuple[str, Callable[[], None]]:
     """Start tests/kube_api.py in its own process; returns (url, stop)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.kube_api", "--port", str(port)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "tests.kube_api", "--port", str(port),
+                             "--latency-ms", str(latency_ms)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -46,7 +46,7 @@ def toolbox_submit(root: Path) -> None:
 
 def baseline_submit(root: Path) -> None:
     from kubernetes import client, config as kconfig
-    kconfig.load_kube_config()
+    kconfig.load_kube_config(config_file=os.environ["KUBECONFIG"])
     batch = client.BatchV1Api()
     cfg = config.load(root)
     manifests, _ = render_grid(grid.build_runs(cfg), cfg.project)

@@ -125,8 +125,8 @@ class Emulator(kmock.KubernetesEmulator):
             response = await super()._handle(request)
         finally:
             # kmock keeps every request and scans them on each new one (quadratic over a session):
-            # keep a window larger than any concurrency we use, so in-flight requests stay known.
-            del self._requests[:-256]
+            # keep a window larger than the concurrency we use (8), so in-flight requests stay known.
+            del self._requests[:-12]
         if request.resource is not None and request.action == enums.action.CREATE and response.status < 300 \
                 and request.resource.plural == "jobs" and self.controller:
             await self._spawn_pod(request.data)

@@ -1,5 +1,6 @@
 # Kube Toolbox: the user's verbs. Symlink this file into your project root: ln -s src/toolbox/Makefile .
 # Variables: only='model=a dataset=d lr=0.1'  overwrite=true  yes=1  pod=NAME  file=PATH  keep_going=false
+#            name=JOB  follow=1  tail=N  json=1  smoke=1
 TOOLBOX := $(patsubst %/,%,$(dir $(realpath $(lastword $(MAKEFILE_LIST)))))
 PYTHON ?= python3
 LAUNCH := $(PYTHON) $(TOOLBOX)/launch.py
@@ -8,7 +9,7 @@ q = '$(subst ','\'',$(1))'
 ONLY = $(if $(only),--only $(call q,$(only)))
 TRUE = $(filter true 1 yes,$(1))
 .DEFAULT_GOAL := help
-.PHONY: help local local-dryrun local-first runs print-config job dryrun pod pod-dryrun copy delete delete_job \
+.PHONY: help local local-dryrun local-first runs print-config job status logs smoke dryrun pod pod-dryrun copy delete delete_job \
 	delete_pod clean_jobs upload download remove list find interactive
 
 ifeq ($(realpath $(CURDIR)),$(TOOLBOX))
@@ -36,8 +37,17 @@ runs: ## list the selected combinations with their job names
 print-config: ## show the merged settings of one combination (index=N)
 	@$(LAUNCH) print-config $(ONLY) $(if $(index),--index $(call q,$(index)))
 
-job: ## one Kubernetes Job per combination (overwrite=true replaces running/succeeded ones)
-	@$(LAUNCH) job $(ONLY) $(if $(call TRUE,$(overwrite)),--overwrite)
+job: ## one Kubernetes Job per combination (overwrite=true replaces running ones; only=failed|missing; smoke=1)
+	@$(LAUNCH) job $(ONLY) $(if $(call TRUE,$(overwrite)),--overwrite) $(if $(call TRUE,$(smoke)),--smoke)
+
+status: ## state, age, node, GPU and reason of every cell (json=1 for scripts)
+	@$(LAUNCH) status $(ONLY) $(if $(call TRUE,$(json)),--json)
+
+logs: ## logs of one cell: name=JOB or name='model=a dataset=d' (follow=1 streams, tail=N)
+	@$(LAUNCH) logs --name $(call q,$(name)) $(if $(call TRUE,$(follow)),--follow) $(if $(tail),--tail $(call q,$(tail)))
+
+smoke: ## run the first combination as a Job with the smoke: overrides, wait, report
+	@$(LAUNCH) smoke $(ONLY)
 
 dryrun: ## print every Job manifest, contact no cluster (also written under build/)
 	@$(LAUNCH) dryrun $(ONLY)

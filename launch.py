@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
             raise
     else:
         cluster_cli.register(sub)
+        from kube import ops_cli
+        ops_cli.register(sub)
     for name, subparser in sub.choices.items():   # every command takes --root and --only
         for flag, kwargs in (("--root", {"type": Path, "default": Path.cwd()}), ("--only", {"default": None})):
             if flag not in subparser._option_string_actions:

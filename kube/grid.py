@@ -151,8 +151,11 @@ def _model_fields(entry: Mapping[str, Any], values: Mapping[str, Any], path: str
     return fields
 
 
-def build_runs(config: Config, only: str | None = None) -> list[Run]:
-    """Every selected combination as a Run, in grid order: run entries, then dataset, model, hparams."""
+def build_runs(config: Config, only: str | None = None, overrides: Mapping[str, Any] | None = None) -> list[Run]:
+    """Every selected combination as a Run, in grid order: run entries, then dataset, model, hparams.
+
+    `overrides` (the `smoke:` section) replaces or adds hparam values; such runs are named `...-smoke-...`.
+    """
     filters, _states = parse_only(only)
     runs: list[Run] = []
     names: dict[str, str] = {}
@@ -172,7 +175,7 @@ def build_runs(config: Config, only: str | None = None) -> list[Run]:
                 used_selection.update(k for k in selection if any(a.key == k for a in axes))
                 axes = _select(axes, selection, path)
                 for combo in itertools.product(*(a.options for a in axes)):
-                    run = _make_run(config, len(runs), model, dataset, axes, combo, d_fields, filters)
+                    run = _make_run(config, len(runs), model, dataset, axes, combo, d_fields, filters, overrides)
                     if run is None:
                         continue
                     identity = repr((model, dataset, sorted(run.hparams.items(), key=str)))
@@ -195,12 +198,16 @@ def build_runs(config: Config, only: str | None = None) -> list[Run]:
 
 
 def _make_run(config: Config, index: int, model: str, dataset: str, axes: list[Axis], combo: tuple[Option, ...],
-              d_fields: Mapping[str, Any], filters: Mapping[str, set[str]]) -> Run | None:
+              d_fields: Mapping[str, Any], filters: Mapping[str, set[str]],
+              overrides: Mapping[str, Any] | None = None) -> Run | None:
     project = config.project
     hparams: dict[str, Any] = {}
     for option in combo:
         hparams.update(option.values)
     name_parts = {a.key: o.label for a, o in zip(axes, combo) if not a.key.startswith("_")}
+    if overrides:
+        hparams.update(overrides)
+        name_parts = {"smoke": "", **{k: value_text(v) for k, v in overrides.items() if not k.startswith("_")}}
     builtins = {"model": model, "dataset": dataset, "project": project.project_name}
     attrs = {**builtins, **{k: value_text(v) for k, v in hparams.items()}}
     for key, allowed in filters.items():

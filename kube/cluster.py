@@ -208,5 +208,11 @@ def copy_files(gw: Gateway, pod: str, project: Any, files: list[str]) -> None:
                    command=["tar", "xmf", "-", "-C", f"/workspace/{project.project_name}"], container="main",
                    stdin=True, stdout=True, stderr=True, tty=False, binary=True, _preload_content=False)
     resp.write_stdin(buffer.getvalue())
-    resp.update(timeout=5)
+    resp.close_channel(0)                      # end of stdin (v5); on v4 servers closing the socket ends it
+    resp.run_forever(timeout=60)
+    error = resp.read_channel(3)
     resp.close()
+    if error:
+        result = json.loads(error)
+        if result.get("status") != "Success":
+            raise ClusterError(f"copy into pod '{pod}' failed: {result.get('message') or result}")

@@ -90,6 +90,9 @@ class Emulator(kmock.KubernetesEmulator):
         self.controller = False
         self.version = 0
         self.latency = 0.0
+        import tempfile
+        from pathlib import Path
+        self.files = Path(tempfile.mkdtemp(prefix="kube-api-pods-"))
 
     def _get_resources(self) -> list:
         return list({*super()._get_resources(), *(references.resource(g, v, p) for g, v, p in RESOURCES)})
@@ -106,6 +109,8 @@ class Emulator(kmock.KubernetesEmulator):
             if fault["times"] > 0 and fault["method"] == self.log[-1]["method"] and re.search(fault["path"], path):
                 fault["times"] -= 1
                 return aiohttp.web.json_response(fault["body"], status=fault["status"], headers=fault["headers"])
+        if path.endswith("/exec") and request.resource is not None:
+            return await self._exec(request)
         if path == "/version":
             return aiohttp.web.json_response({"major": "1", "minor": "34", "gitVersion": "v1.34.0-kmock"})
         if request.resource is not None and request.subresource == "log":
@@ -134,6 +139,37 @@ class Emulator(kmock.KubernetesEmulator):
                 and request.resource.plural == "jobs" and response.status < 300:
             await self._delete_pods_of(request.namespace, request.name)
         return response
+
+    async def _exec(self, request: Any) -> aiohttp.web.StreamResponse:
+        """Exec over a websocket (v5/v4 channel protocol). Only `tar xmf - -C DIR` is understood: the archive
+        from stdin is unpacked into this pod's directory under `self.files`, where tests read it back."""
+        raw = request._raw_request
+        commands = raw.query.getall("command", [])
+        ws = aiohttp.web.WebSocketResponse(protocols=("v5.channel.k8s.io", "v4.channel.k8s.io"))
+        await ws.prepare(raw)
+        stdin = bytearray()
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.BINARY and msg.data:
+                if msg.data[0] == 0:
+                    stdin += msg.data[1:]
+                elif msg.data[0] == 255 and msg.data[1:2] == b"\x00":       # v5: stdin closed
+                    break
+            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
+                break
+        status = {"metadata": {}, "status": "Success"}
+        if commands[:3] == ["tar", "xmf", "-"] and "-C" in commands:
+            import io
+            import tarfile
+            target = self.files / request.name / commands[commands.index("-C") + 1].lstrip("/")
+            target.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(fileobj=io.BytesIO(bytes(stdin))) as tar:
+                tar.extractall(target, filter="data")
+        else:
+            status = {"metadata": {}, "status": "Failure", "message": f"unsupported command {commands}"}
+        if not ws.closed:
+            await ws.send_bytes(b"\x03" + json.dumps(status).encode())
+            await ws.close()
+        return ws
 
     def _stamp(self, obj: dict, namespace: str | None) -> None:
         meta = obj.setdefault("metadata", {})
@@ -221,6 +257,9 @@ class Emulator(kmock.KubernetesEmulator):
                                                              "code": data["status"], "message": "injected fault"}})
         elif action == "log":
             self.pod_logs[(data["namespace"], data["pod"])] = data["text"]
+        elif action == "pod-file":
+            path = self.files / data["pod"] / data["path"].lstrip("/")
+            return aiohttp.web.json_response({"text": path.read_text() if path.is_file() else None})
         elif action == "controller":
             self.controller = bool(data.get("on"))
         elif action == "requests":

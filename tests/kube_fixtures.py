@@ -83,6 +83,10 @@ class Control:
     def objects(self, plural: str, namespace: str | None = "lab") -> list[dict]:
         return self._post("objects", {"plural": plural, "namespace": namespace})
 
+    def pod_file(self, pod: str, path: str) -> str | None:
+        """A file that an exec'd `tar x` wrote in the pod (None when absent)."""
+        return self._post("pod-file", {"pod": pod, "path": path})["text"]
+
     def controller(self, on: bool) -> None:
         self._post("controller", {"on": on})
 

@@ -247,3 +247,17 @@ def test_copy_needs_a_running_pod(project, kube):
                "spec": {}, "status": {"phase": "Pending"}})
     code, _, err = run(project, "copy", "--pod", "p1")
     assert code == 1 and "pod 'p1' is Pending; expected Running" in err
+
+
+def test_copy_sends_the_files_into_a_running_pod(project, kube):
+    (project / "src" / "extra.py").write_text("print('patched')\n")
+    lf = project / "config" / "launch.yaml"
+    lf.write_text("file: [src/extra.py, data/1.txt]\n" + lf.read_text())
+    kube.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": "lab"},
+               "spec": {}, "status": {"phase": "Running"}})
+    code, out, err = run(project, "copy", "--pod", "p1")
+    assert code == 0, err
+    assert out.splitlines() == ["Copied data/1.txt to pod/p1:/workspace/example/data/1.txt",
+                                "Copied src/extra.py to pod/p1:/workspace/example/src/extra.py"]
+    assert kube.pod_file("p1", "/workspace/example/src/extra.py") == "print('patched')\n"
+    assert kube.pod_file("p1", "/workspace/example/data/1.txt") == "1,2,3\n"

@@ -239,22 +239,23 @@ def test_copy_refuses_without_files(project, kube):
     assert code == 2 and "file: expected a list of files" in err
 
 
-def test_copy_needs_a_running_pod(project, kube):
-    (project / "src" / "extra.py").write_text("print(1)\n")
+def copy_setup(project, kube, files: str, phase: str) -> None:
+    """A project whose file: section lists `files`, and a pod p1 in `phase`."""
+    (project / "src" / "extra.py").write_text("print('patched')\n")
     lf = project / "config" / "launch.yaml"
-    lf.write_text("file: [src/extra.py]\n" + lf.read_text())
+    lf.write_text(f"file: [{files}]\n" + lf.read_text())
     kube.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": "lab"},
-               "spec": {}, "status": {"phase": "Pending"}})
+               "spec": {}, "status": {"phase": phase}})
+
+
+def test_copy_needs_a_running_pod(project, kube):
+    copy_setup(project, kube, "src/extra.py", "Pending")
     code, _, err = run(project, "copy", "--pod", "p1")
     assert code == 1 and "pod 'p1' is Pending; expected Running" in err
 
 
 def test_copy_sends_the_files_into_a_running_pod(project, kube):
-    (project / "src" / "extra.py").write_text("print('patched')\n")
-    lf = project / "config" / "launch.yaml"
-    lf.write_text("file: [src/extra.py, data/1.txt]\n" + lf.read_text())
-    kube.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": "lab"},
-               "spec": {}, "status": {"phase": "Running"}})
+    copy_setup(project, kube, "src/extra.py, data/1.txt", "Running")
     code, out, err = run(project, "copy", "--pod", "p1")
     assert code == 0, err
     assert out.splitlines() == ["Copied data/1.txt to pod/p1:/workspace/example/data/1.txt",

@@ -89,7 +89,7 @@ def _quote(value: str, context: str) -> str:
     return value if _SAFE.match(value) else shlex.quote(value)
 
 
-def _compile(text: str, shell: bool) -> tuple:
+def _compile(text: str, quote: bool) -> tuple:
     """Scan once: literal runs and (name, context) placeholders, so a template renders by joining."""
     parts: list = []
     literal: list[str] = []
@@ -106,10 +106,10 @@ def _compile(text: str, shell: bool) -> tuple:
             if m:
                 parts.append("".join(literal))
                 literal = []
-                parts.append((m.group(1), context if shell else None))
+                parts.append((m.group(1), context if quote else None))
                 i = m.end()
                 continue
-        if shell:
+        if quote:
             if char == "\\" and context != "'":
                 literal.append(text[i:i + 2])
                 i += 2
@@ -137,13 +137,13 @@ def _render(parts: tuple, values: Mapping[str, object]) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _compiled(text: str, shell: bool) -> tuple:
-    return _compile(text, shell)
+def _compiled(text: str, quote: bool) -> tuple:
+    return _compile(text, quote)
 
 
-def substitute(text: str, values: Mapping[str, object], *, shell: bool) -> str:
-    """Replace each `<name>`; with shell=True the value is quoted for its shell context. KeyError if unknown."""
-    return _render(_compiled(text, shell), values)
+def substitute(text: str, values: Mapping[str, object], *, quote: bool) -> str:
+    """Replace each `<name>`; with quote=True the value is shell-quoted for its shell context. KeyError if unknown."""
+    return _render(_compiled(text, quote), values)
 
 
 def join_lines(text: str) -> str:

@@ -137,7 +137,7 @@ def _model_fields(entry: Mapping[str, Any], values: Mapping[str, Any], path: str
     """The model's own overridable fields, with `<placeholders>` replaced in every string."""
     def sub(text: str, key: str) -> str:
         try:
-            return command.substitute(text, values, shell=False)
+            return command.substitute(text, values, quote=False)
         except KeyError as err:
             raise ConfigError(LAUNCH_FILE, f"{path}.{key}", f"unresolved placeholder <{err.args[0]}>") from None
     fields = field_overrides(entry, LAUNCH_FILE, f"{path}.")

@@ -49,16 +49,16 @@ def test_placeholders_found_and_shell_syntax_ignored():
     pytest.param("x \\<v>", "ignored", "x <v>", id="escaped-literal"),
 ])
 def test_substitute_quotes_for_context(text, value, expected):
-    assert substitute(text, {"v": value}, shell=True) == expected
+    assert substitute(text, {"v": value}, quote=True) == expected
 
 
 def test_substitute_without_shell_inserts_raw():
-    assert substitute("img:<tag>", {"tag": "a b"}, shell=False) == "img:a b"
+    assert substitute("img:<tag>", {"tag": "a b"}, quote=False) == "img:a b"
 
 
 def test_unknown_placeholder_raises_keyerror_with_its_name():
     with pytest.raises(KeyError) as err:
-        substitute("python a.py <fn>", {}, shell=True)
+        substitute("python a.py <fn>", {}, quote=True)
     assert err.value.args[0] == "fn"
 
 

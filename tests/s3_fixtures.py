@@ -1,1 +1,150 @@
-"""S3 test servers (SeaweedFS, moto) started once per session on 127.0.0.1."""
+"""S3 test servers on 127.0.0.1, started once per session: SeaweedFS (`weed mini`) and moto's server mode."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+ACCESS_KEY, SECRET_KEY = "toolboxtest", "toolboxtestsecret"
+
+
+def _free_port(limit: int = 50000) -> int:
+    """A free port below `limit` (SeaweedFS puts each gRPC port at port + 10000)."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port < limit:
+            return port
+    raise RuntimeError("no free port below %d" % limit)
+
+
+def _stopper(proc: subprocess.Popen) -> Callable[[], None]:
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    return stop
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"S3 test server exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return                          # it answers (403 without credentials is an answer)
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"S3 test server at {url} did not answer in {timeout} s")
+
+
+def start_seaweedfs(workdir: Path) -> tuple[str, Callable[[], None]]:
+    """`weed mini` with one identity; telemetry always off (it would report to an outside host)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "s3.json"
+    config.write_text(json.dumps({"identities": [{"name": "test", "credentials": [
+        {"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}], "actions": ["Admin", "Read", "Write", "List",
+                                                                          "Tagging"]}]}))
+    ports = {name: _free_port() for name in ("s3", "master", "filer", "volume")}
+    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+    proc = subprocess.Popen([weed, "mini", "-dir", str(workdir / "data"), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1",
+                             "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
+                             "-s3.config", str(config), "-s3.port", str(ports["s3"]),
+                             "-master.port", str(ports["master"]), "-filer.port", str(ports["filer"]),
+                             "-volume.port", str(ports["volume"])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{ports['s3']}"
+    _wait_http(url, proc)
+    return url, _stopper(proc)
+
+
+def start_moto() -> tuple[str, Callable[[], None]]:
+    port = _free_port()
+    server = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    _wait_http(url, proc)
+    return url, _stopper(proc)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_url(tmp_path_factory):
+    if os.environ.get("TOOLBOX_TEST_SEAWEEDFS_URL"):
+        yield os.environ["TOOLBOX_TEST_SEAWEEDFS_URL"]
+        return
+    url, stop = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    yield url
+    stop()
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    if os.environ.get("TOOLBOX_TEST_MOTO_URL"):
+        yield os.environ["TOOLBOX_TEST_MOTO_URL"]
+        return
+    url, stop = start_moto()
+    yield url
+    stop()
+
+
+@dataclass
+class S3:
+    """A fresh bucket on one server, with the environment set for s3utils, and a client to check results."""
+
+    url: str
+    bucket: str
+    client: object
+
+    def keys(self) -> dict[str, bytes]:
+        out = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for obj in page.get("Contents", []):
+                out[obj["Key"]] = self.client.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
+        return out
+
+    def put(self, key: str, body: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
+
+
+def make_s3(url: str, monkeypatch) -> S3:
+    import boto3
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3", endpoint_url=url, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                          region_name="us-east-1")
+    client.create_bucket(Bucket=bucket)
+    for var, value in (("S3_BUCKET_NAME", bucket), ("S3_ENDPOINT_URL", url), ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+                       ("AWS_SECRET_ACCESS_KEY", SECRET_KEY), ("AWS_REGION", "us-east-1")):
+        monkeypatch.setenv(var, value)
+    return S3(url, bucket, client)
+
+
+@pytest.fixture(params=["seaweedfs", "moto"])
+def s3(request, monkeypatch) -> S3:
+    url = request.getfixturevalue(f"{request.param}_url")
+    return make_s3(url, monkeypatch)
+
+
+@pytest.fixture
+def seaweed(seaweedfs_url, monkeypatch) -> S3:
+    return make_s3(seaweedfs_url, monkeypatch)

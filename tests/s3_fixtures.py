@@ -31,8 +31,13 @@ def _free_port(limit: int = 50000) -> int:
     raise RuntimeError("no free port below %d" % limit)
 
 
-def _stopper(proc: subprocess.Popen) -> Callable[[], None]:
-    def stop() -> None:
+def _stopper(proc: subprocess.Popen) -> Callable[..., None]:
+    def stop(hard: bool = False) -> None:
+        """Terminate (or, with hard=True, kill at once, as a crash or a network cut would)."""
+        if hard:
+            proc.kill()
+            proc.wait(timeout=10)
+            return
         proc.terminate()
         try:
             proc.wait(timeout=5)

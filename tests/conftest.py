@@ -8,4 +8,4 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-pytest_plugins = ["tests.s3_fixtures", "tests.k8s_fixtures", "tests.kube_fixtures"]
+pytest_plugins = ["tests.s3_fixtures", "tests.kube_fixtures"]

@@ -1,1 +1,0 @@
-"""Kubernetes test API server (kmock emulator, extended) and kubeconfig fixtures."""

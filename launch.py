@@ -1,26 +1,53 @@
 #!/usr/bin/env python3
-"""Kube Toolbox command line: parse arguments, call the library, map errors to one line and an exit status."""
+"""Kube Toolbox command line: parse arguments, call the library, print results, map errors to exit statuses.
+
+Results go to stdout, diagnostics (warnings, errors, progress notes) to stderr. Exit statuses: 0 done,
+1 something failed (a run, a job, a call), 2 bad input or usage (nothing was done), 130/143 interrupted.
+"""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 # Found through the project-root symlink: resolve it to import the toolbox's own `kube` package.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kube import config as kconfig  # noqa: E402
-from kube import grid, local  # noqa: E402
-from kube.errors import ToolboxError, UsageError  # noqa: E402
+COMPAT_MODES = {"job": "job", "local": "local", "dryrun": "dryrun", "local-dryrun": "local-dryrun",
+                "local-first": "local-first", "pod": "pod", "pod-dryrun": "pod-dryrun", "copy_files": "copy"}
+
+
+def err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def out(message: str = "", end: str = "\n") -> None:
+    print(message, end=end, flush=True)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _config(args: argparse.Namespace):
+    from kube import config
+    return config.load(args.root)
 
 
 def _runs(args: argparse.Namespace):
-    cfg = kconfig.load(args.root)
-    return cfg, grid.build_runs(cfg, args.only)
+    from kube import grid
+    cfg = _config(args)
+    selection = grid.Selection.parse(args.only)
+    return cfg, selection, grid.build_runs(cfg, selection)
 
+
+# --- local side ------------------------------------------------------------------------------------------------
 
 def cmd_local(args: argparse.Namespace) -> int:
-    _, runs = _runs(args)
+    from kube import local
+    _, _, runs = _runs(args)
     if args.first:
         runs = runs[:1]
     local.run_all(runs, keep_going=not args.stop_on_failure, dry_run=args.dry_run)
@@ -29,15 +56,16 @@ def cmd_local(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """A table of the selected combinations: index, name, model, dataset, public hparams."""
-    _, runs = _runs(args)
+    from kube.naming import value_text
+    _, _, runs = _runs(args)
     rows = [("#", "NAME", "MODEL", "DATASET", "HPARAMS")]
     for run in runs:
-        hp = " ".join(f"{k}={grid.value_text(v)}" for k, v in run.public_hparams.items())
+        hp = " ".join(f"{k}={value_text(v)}" for k, v in run.public_hparams.items())
         rows.append((str(run.index), run.name, run.model, run.dataset, hp))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
-    print(f"{len(runs)} combination(s)")
+        out("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+    out(plural(len(runs), "combination"))
     return 0
 
 
@@ -45,15 +73,14 @@ def cmd_print_config(args: argparse.Namespace) -> int:
     """The fully merged settings of one combination, as YAML (.env values redacted)."""
     import dataclasses
 
-    import yaml
-
-    cfg, runs = _runs(args)
+    from kube import yamltext
+    from kube.errors import UsageError
+    cfg, _, runs = _runs(args)
     if not runs:
         raise UsageError("print-config: no combination selected")
     if not 0 <= args.index < len(runs):
         raise UsageError(f"print-config: --index expected 0..{len(runs) - 1}, got {args.index}")
-    run = runs[args.index]
-    project = cfg.project
+    run, project = runs[args.index], cfg.project
     doc = {
         "project": {"project_name": project.project_name, "user": project.user, "namespace": project.namespace,
                     "conda_env_name": project.conda_env_name, "root": str(project.root),
@@ -64,58 +91,299 @@ def cmd_print_config(args: argparse.Namespace) -> int:
         "settings": {k: (list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, dict) else v)
                      for k, v in dataclasses.asdict(run.settings).items()},
     }
-    print(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False), end="")
+    out(yamltext.document(doc), end="")
     return 0
 
 
+# --- cluster side ----------------------------------------------------------------------------------------------
+
+def _provenance(project: Any, warn: bool):
+    from kube import provenance
+    prov = provenance.read(project.root)
+    if warn and prov.dirty:
+        err(f"warning: the working tree has uncommitted changes (diff {prov.diff_hash}); jobs run the committed "
+            f"code pulled at start")
+    if warn and prov.commit is None:
+        err("warning: the project is not a git repository with a commit; jobs run the code in the image")
+    elif warn and not prov.pushed:
+        err("warning: HEAD is on no remote branch: push it (git push) or jobs will not find this commit")
+    return prov
+
+
+def cmd_dryrun(args: argparse.Namespace) -> int:
+    from kube import operations
+    cfg, _, runs = _runs(args)
+    rendered = operations.render_grid(runs, cfg.project, _provenance(cfg.project, False).annotations())
+    docs = operations.printable(rendered.objects, rendered.jobs)
+    sys.stdout.write(operations.stream_text(docs))
+    sys.stdout.flush()
+    target = operations.write_build(cfg.project.root, "jobs", docs)
+    err(f"# {plural(len(rendered.jobs), 'job')} written to {target.relative_to(cfg.project.root)}/")
+    return 0
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    from kube import operations
+    if args.smoke and cmd_smoke(args) != 0:
+        err("The grid was not launched.")
+        return 1
+    cfg, selection, runs = _runs(args)
+    project = cfg.project
+    rendered = operations.render_grid(runs, project, _provenance(project, True).annotations())
+    gw = operations.gateway(project)
+
+    def report(item: Any) -> None:
+        out(item.message)
+        if item.error:
+            err(f"error: {item.error}")
+        elif item.outcome in ("created", "replaced"):
+            out(f"job.batch/{item.name} {item.outcome}")
+
+    result = operations.submit(gw, project, rendered, selection, overwrite=args.overwrite, report=report)
+    parts = [f"{result.count(k)} {k}" for k in ("created", "replaced", "unchanged", "changed", "failed")
+             if result.count(k) or k in ("created", "failed")]
+    out(f"{plural(len(result.results), 'job')}: {', '.join(parts)} ({plural(result.calls, 'API call')})")
+    return 1 if result.failed else 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from kube import grid, operations
+    cfg = _config(args)
+    gw = operations.gateway(cfg.project)
+    result = operations.smoke(gw, cfg, grid.Selection.parse(args.only), args.timeout, args.poll,
+                              started=lambda run: out(f"job.batch/{run.name} created (smoke test of {run.model} x "
+                                                      f"{run.dataset}); waiting..."))
+    if result.ok:
+        out(f"Smoke test succeeded: {result.name}")
+        return 0
+    if result.state in ("succeeded", "failed"):
+        out(f"Smoke test failed: {result.reason or 'unknown reason'}")
+        if result.log_tail:
+            out("Last log lines:\n" + result.log_tail, end="" if result.log_tail.endswith("\n") else "\n")
+    else:
+        out(f"Smoke test still {result.state} after {args.timeout:g} s: {result.reason or 'no reason given'}")
+    return 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from kube import operations, status
+    cfg, _, runs = _runs(args)
+    report = operations.collect_status(operations.gateway(cfg.project), cfg.project, runs)
+    if args.json:
+        out(json.dumps({**status.as_json(report.cells, report.orphans), "api_calls": report.calls}, indent=2))
+        return 0
+    out(status.table(report.cells), end="")
+    out(status.totals(report.cells))
+    if report.orphans:
+        out("\nJobs on the cluster that are no longer in the grid:")
+        out(status.table(report.orphans), end="")
+    summary = status.failure_summary(report.cells)
+    if summary:
+        out("\n" + summary, end="")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from kube import operations, status
+    cfg = _config(args)
+    name = operations.resolve_job(cfg, args.name)
+    gw = operations.gateway(cfg.project)
+    pod = operations.latest_pod(gw, cfg.project, name)
+    failed = (pod.get("status") or {}).get("phase") == "Failed"
+    tail = args.tail if args.tail is not None else (50 if failed else None)
+    if failed:
+        err(f"# {pod['metadata']['name']} failed ({status.pod_reason(pod) or 'unknown reason'}); last {tail} lines:")
+    if args.follow:
+        for chunk in gw.logs(pod["metadata"]["name"], tail=tail, follow=True):
+            out(chunk, end="")
+        return 0
+    out(gw.logs(pod["metadata"]["name"], tail=tail), end="")
+    return 0
+
+
+def cmd_pod(args: argparse.Namespace) -> int:
+    from kube import operations, render
+    cfg = _config(args)
+    project = cfg.project
+    pod, objects = render.render_pod(project, cfg.base_settings, args.name)
+    if args.dry_run:
+        docs = operations.printable(objects, [pod])
+        sys.stdout.write(operations.stream_text(docs))
+        operations.write_build(project.root, "pod", docs)
+        return 0
+    operations.start_pod(operations.gateway(project), project, pod, objects)
+    out(f"pod/{pod.name} created")
+    err(f"Open a shell when it runs: kubectl exec -it {pod.name} -n {project.namespace} -- /bin/bash")
+    return 0
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    from kube import config, operations, render
+    from kube.errors import ConfigError
+    cfg = _config(args)
+    project = cfg.project
+    files = sorted(set(cfg.base_settings.file))
+    if not files:
+        raise ConfigError(config.LAUNCH_FILE, "file", "expected a list of files to copy (the file: section is empty)")
+    names = list(render.shipped(project, files))               # the same checks as for jobs, before any call
+    render.files_configmap(project, files)
+    where = operations.copy_files(operations.gateway(project), project, cfg.base_settings, args.pod, files)
+    for name in names:
+        out(f"Copied {name} to pod/{args.pod} ({where})")
+    return 0
+
+
+def confirm(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    print(f"{question} [y/N] ", end="", flush=True, file=sys.stderr)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """List what belongs to you (one selector), confirm, delete jobs with their pods and standalone pods."""
+    from kube import operations
+    cfg = _config(args)
+    project = cfg.project
+    gw = operations.gateway(project)
+    failed_only = args.command == "clean-jobs"
+    kind = "job" if failed_only else args.kind
+    targets = operations.find_owned(gw, project, kind, failed_only)
+    extras = operations.unused_extras(gw, project, targets) if kind in ("job", "all") else []
+    what = "failed jobs" if failed_only else {"job": "jobs", "pod": "pods", "all": "jobs and pods"}[kind]
+    if not targets and not extras:
+        out(f"No {what} of user '{project.user}' in project '{project.project_name}'.")
+        return 0
+    for t in targets + extras:
+        out(f"  {_resource(t.kind)}/{t.name}")
+    if not confirm(f"Delete these {len(targets) + len(extras)} objects (jobs with their pods) in namespace "
+                   f"{project.namespace}?", args.yes):
+        out("Nothing deleted.")
+        return 1
+
+    def report(target: Any, error: str | None) -> None:
+        if error:
+            err(f"error: {error}")
+        else:
+            out(f"{_resource(target.kind)}/{target.name} deleted")
+
+    result = operations.delete(gw, targets + extras, report)
+    return 1 if result.errors else 0
+
+
+def _resource(kind: str) -> str:
+    return {"Job": "job.batch", "Pod": "pod", "Secret": "secret", "ConfigMap": "configmap"}[kind]
+
+
+# --- the parser -------------------------------------------------------------------------------------------------
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--root", type=Path, default=Path.cwd(), help="project root holding config/ (default: cwd)")
-    common.add_argument("--only", default=None,
-                        help="select combinations without editing YAML: 'model=a,b dataset=d lr=0.1'")
-    parser = argparse.ArgumentParser(prog="launch.py", description=__doc__)
+    base = argparse.ArgumentParser(add_help=False)
+    base.add_argument("--root", type=Path, default=Path.cwd(), help="project root holding config/ (default: cwd)")
+    grid_args = argparse.ArgumentParser(add_help=False, parents=[base])
+    grid_args.add_argument("--only", default=None,
+                           help="select combinations without editing YAML: 'model=a,b dataset=d lr=0.1' "
+                                "(job also takes 'failed' and 'missing')")
+    wait = argparse.ArgumentParser(add_help=False)
+    wait.add_argument("--timeout", type=float, default=1800, help="smoke: seconds to wait (default 1800)")
+    wait.add_argument("--poll", type=float, default=5, help="smoke: seconds between checks (default 5)")
+    parser = argparse.ArgumentParser(prog="launch.py", description=__doc__.split("\n\n")[0],
+                                     epilog="Older spelling: --mode job|local|dryrun|local-dryrun|local-first|pod|"
+                                            "pod-dryrun|copy_files [--pod_name NAME] [--overwrite True]")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("local", parents=[common], help="run every selected combination here, in sequence")
+    def add(name: str, func: Callable, text: str, parents: list) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=parents, help=text, description=text)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("local", cmd_local, "run every selected combination here, in sequence", [grid_args])
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.add_argument("--first", action="store_true", help="run only the first selected combination")
     p.add_argument("--stop-on-failure", action="store_true", help="stop at the first failing run")
-    p.set_defaults(func=cmd_local)
-
-    p = sub.add_parser("runs", parents=[common], help="list the selected combinations and their names")
-    p.set_defaults(func=cmd_runs)
-
-    p = sub.add_parser("print-config", parents=[common], help="show the merged settings of one combination")
+    add("runs", cmd_runs, "list the selected combinations and their names", [grid_args])
+    p = add("print-config", cmd_print_config, "show the merged settings of one combination", [grid_args])
     p.add_argument("--index", type=int, default=0, help="which selected combination (default: the first)")
-    p.set_defaults(func=cmd_print_config)
-
-    try:
-        from kube import cluster_cli
-    except ImportError as err:                  # pragma: no cover - only while the cluster side is missing
-        if "cluster_cli" not in str(err):
-            raise
-    else:
-        cluster_cli.register(sub)
-        from kube import ops_cli
-        ops_cli.register(sub)
-    for name, subparser in sub.choices.items():   # every command takes --root and --only
-        for flag, kwargs in (("--root", {"type": Path, "default": Path.cwd()}), ("--only", {"default": None})):
-            if flag not in subparser._option_string_actions:
-                subparser.add_argument(flag, **kwargs, help=argparse.SUPPRESS)
+    p = add("job", cmd_job, "submit one Kubernetes Job per selected combination", [grid_args, wait])
+    p.add_argument("--overwrite", action="store_true", help="replace running or succeeded jobs too")
+    p.add_argument("--smoke", action="store_true", help="launch the grid only if a smoke run succeeds")
+    add("dryrun", cmd_dryrun, "print every Job manifest (and write them under build/), no cluster contact",
+        [grid_args])
+    add("smoke", cmd_smoke, "run the first combination as a Job (with smoke: overrides) and wait for it",
+        [grid_args, wait])
+    p = add("status", cmd_status, "state, age, node, GPU and reason of every cell of the grid", [grid_args])
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = add("logs", cmd_logs, "logs of one cell's pod (a job name or a key=value selection)", [base])
+    p.add_argument("--name", default="", help="job name, or e.g. 'model=average dataset=data1'")
+    p.add_argument("--follow", action="store_true", help="stream the logs")
+    p.add_argument("--tail", type=int, default=None, help="last N lines (default: all; 50 for a failed cell)")
+    p = add("pod", cmd_pod, "start the interactive pod running server_command", [base])
+    p.add_argument("--name", default=None, help="pod name (default: <user>-<project>-interactive-pod)")
+    p.add_argument("--dry-run", action="store_true", help="print the manifest, contact no cluster")
+    p = add("copy", cmd_copy, "copy the file: section into a running pod", [base])
+    p.add_argument("--pod", required=True, help="the pod's name")
+    p = add("delete", cmd_delete, "delete your own jobs and/or pods of this project, after confirmation", [base])
+    p.add_argument("--kind", choices=("job", "pod", "all"), default="all", help="what to delete (default: all)")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p = add("clean-jobs", cmd_delete, "delete your failed jobs of this project, after confirmation", [base])
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
 
 
+def translate_mode(argv: list[str]) -> list[str]:
+    """`--mode X [--pod_name N] [--overwrite True]` (the older command line) -> today's subcommands."""
+    from kube.errors import UsageError
+    if "--mode" not in argv and not any(a.startswith("--mode=") for a in argv):
+        return argv
+    rest, mode, i = [], None, 0
+    values: dict[str, str] = {}
+    while i < len(argv):
+        arg = argv[i]
+        key, eq, value = arg.partition("=")
+        if key in ("--mode", "--pod_name", "--overwrite"):
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise UsageError(f"{key}: expected a value")
+                value, i = argv[i + 1], i + 1
+            values[key] = value
+        else:
+            rest.append(arg)
+        i += 1
+    mode = values.get("--mode", "")
+    if mode not in COMPAT_MODES:
+        raise UsageError(f"--mode: expected one of {', '.join(COMPAT_MODES)}, got {mode!r}")
+    command = COMPAT_MODES[mode]
+    new = {"local-dryrun": ["local", "--dry-run"], "local-first": ["local", "--first"],
+           "pod-dryrun": ["pod", "--dry-run"]}.get(command, [command])
+    if values.get("--pod_name") and new[0] in ("copy", "pod"):
+        new += ["--pod" if new[0] == "copy" else "--name", values["--pod_name"]]
+    if values.get("--overwrite", "").lower() in ("true", "1", "yes") and command == "job":
+        new.append("--overwrite")
+    return new + rest
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        from kube.errors import ToolboxError
+    except ModuleNotFoundError as error:            # pragma: no cover - the toolbox checkout itself is broken
+        err(f"error: cannot import the toolbox ({error}); is src/toolbox complete?")
+        return 2
+    try:
+        args = build_parser().parse_args(translate_mode(argv))
         return args.func(args)
-    except ToolboxError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_status
+    except ToolboxError as error:
+        err(f"error: {error}")
+        return error.exit_status
+    except ModuleNotFoundError as error:
+        err(f"error: the Python package '{error.name}' is missing from {sys.executable}: run `make setup` "
+            f"(or set PYTHON=... to the interpreter that has the toolbox's packages)")
+        return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        err("interrupted")
         return 130
+    except BrokenPipeError:                          # `make dryrun | head`
+        return 0
 
 
 if __name__ == "__main__":

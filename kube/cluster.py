@@ -1,4 +1,4 @@
-"""The only module that talks to Kubernetes: one gateway for every request, and the operations on it."""
+"""The only module that talks to Kubernetes: one Gateway for every request (timeouts, retries, one-line errors)."""
 from __future__ import annotations
 
 import json
@@ -6,13 +6,17 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping
 
 from .errors import ClusterError
+from .model import ObjectKind, Project
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
-KINDS = {"Job": ("batch", "jobs"), "Pod": ("core", "pods"), "Secret": ("core", "secrets"),
-         "ConfigMap": ("core", "configmaps"), "Event": ("core", "events"), "Node": ("core", "nodes")}
+PAGE = 500                     # items per list page, as kubectl asks
+KINDS: dict[str, tuple[str, str, str]] = {     # kind -> (api, plural, snake_case name in the client's methods)
+    "Job": ("batch", "jobs", "job"), "Pod": ("core", "pods", "pod"), "Secret": ("core", "secrets", "secret"),
+    "ConfigMap": ("core", "configmaps", "config_map"), "Event": ("core", "events", "event"),
+    "Node": ("core", "nodes", "node")}
 
 
 class NotFound(ClusterError):
@@ -23,7 +27,11 @@ class AlreadyExists(ClusterError):
     pass
 
 
-def _kubeconfig_path() -> str | None:
+class NotOwned(ClusterError):
+    """An object of the expected name belongs to someone else (other `user`/`project` labels)."""
+
+
+def kubeconfig_path() -> str | None:
     env = os.environ.get("KUBECONFIG")
     if env:
         return env.split(os.pathsep)[0]
@@ -31,19 +39,35 @@ def _kubeconfig_path() -> str | None:
     return str(default) if default.is_file() else None
 
 
-class Gateway:
-    """Every API request goes through `call`: retries on 429/5xx, errors mapped to one-line ClusterErrors."""
+def owner_of(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return labels.get("user"), labels.get("project")
 
-    def __init__(self, namespace: str, workers: int = 8, retries: int = 4, backoff: float = 0.25) -> None:
+
+def require_owned(obj: Mapping[str, Any], project: Project, what: str) -> None:
+    """Refuse, naming the owner, to act on an object whose `user`/`project` labels are not this project's."""
+    user, proj = owner_of(obj)
+    if (user, proj) != (project.user, project.project_name):
+        owner = f"user '{user}' of project '{proj}'" if user or proj else "no toolbox user (no user/project labels)"
+        raise NotOwned(f"{what} belongs to {owner}, not to user '{project.user}' of project "
+                       f"'{project.project_name}'; refusing to touch it", 403)
+
+
+class Gateway:
+    """Every API request goes through `call`: a connect and a read timeout on each, retries bounded in time."""
+
+    def __init__(self, namespace: str, workers: int = 8, timeout: float = 30.0, connect_timeout: float = 10.0,
+                 retry_seconds: float = 60.0, backoff: float = 0.25) -> None:
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
 
         self.namespace = namespace
-        self.retries, self.backoff = retries, backoff
+        self.timeout, self.connect_timeout = timeout, connect_timeout
+        self.retry_seconds, self.backoff = retry_seconds, backoff
         self.calls = 0
         self._lock = threading.Lock()
         configuration = client.Configuration()
-        path = _kubeconfig_path()
+        path = kubeconfig_path()
         try:
             if path:
                 config.load_kube_config(config_file=path, client_configuration=configuration)
@@ -53,43 +77,64 @@ class Gateway:
                 raise ClusterError("no kubeconfig: set KUBECONFIG or create ~/.kube/config "
                                    "(or run inside a cluster)", status=None)
         except (ConfigException, OSError, ValueError) as err:
-            raise ClusterError(f"kubeconfig {path or '(in-cluster)'}: {str(err).splitlines()[0]}") from None
+            raise ClusterError(f"kubeconfig {path or '(in-cluster)'}: {str(err).splitlines()[0]}") from err
         configuration.retries = 0                        # our own retry loop decides
         configuration.connection_pool_maxsize = max(workers, 4)
         self.host = configuration.host
-        self.api = client.ApiClient(configuration)
-        self.batch = client.BatchV1Api(self.api)
-        self.core = client.CoreV1Api(self.api)
+        self._client = client.ApiClient(configuration)
+        self._apis = {"batch": client.BatchV1Api(self._client), "core": client.CoreV1Api(self._client)}
         self._api_exception = client.ApiException
 
-    def call(self, what: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    @classmethod
+    def for_project(cls, project: Project, workers: int = 8) -> Gateway:
+        return cls(project.namespace, workers=workers, timeout=project.api_timeout,
+                   connect_timeout=project.api_connect_timeout, retry_seconds=project.api_retry_seconds)
+
+    def call(self, what: str, fn: Callable, *args: Any, _stream: bool = False, **kwargs: Any) -> Any:
         """Run one API method; `what` names the object in error messages ("create Job 'x'")."""
         import urllib3
-        for attempt in range(self.retries + 1):
+        kwargs["_request_timeout"] = (self.connect_timeout, None if _stream else self.timeout)
+        deadline = time.monotonic() + self.retry_seconds
+        attempt = 0
+        while True:
             with self._lock:
                 self.calls += 1
             try:
                 return fn(*args, **kwargs)
             except self._api_exception as err:
-                if err.status in RETRY_STATUSES and attempt < self.retries:
-                    delay = self.backoff * 2 ** attempt
-                    retry_after = (err.headers or {}).get("Retry-After") if err.headers else None
-                    if retry_after and str(retry_after).isdigit():
-                        delay = min(float(retry_after), 5.0)
-                    time.sleep(delay)
-                    continue
-                raise self._error(what, err) from None
+                if err.status not in RETRY_STATUSES:
+                    raise self._error(what, err) from err
+                retry_after = (err.headers or {}).get("Retry-After") if err.headers else None
+                delay = min(float(retry_after), 5.0) if retry_after and str(retry_after).isdigit() else None
+                failure: ClusterError = self._error(what, err)
+                cause: Exception = err
             except (urllib3.exceptions.HTTPError, OSError) as err:
-                raise ClusterError(f"cannot reach the Kubernetes API server at {self.host} ({what}): "
-                                   f"{type(err).__name__}") from None
-        raise AssertionError("unreachable")
+                delay, cause = None, err
+                failure = ClusterError(f"cannot reach the Kubernetes API server at {self.host} ({what}): "
+                                       f"{self._describe(err)}")
+            delay = self.backoff * 2 ** min(attempt, 5) if delay is None else delay
+            if time.monotonic() + delay > deadline:
+                raise failure from cause
+            attempt += 1
+            time.sleep(delay)
+
+    def _describe(self, err: Exception) -> str:
+        import urllib3
+        text = str(err)
+        if isinstance(err, urllib3.exceptions.ReadTimeoutError) or "Read timed out" in text:
+            return f"no answer within {self.timeout:g} s (api_timeout), retried for {self.retry_seconds:g} s"
+        if isinstance(err, urllib3.exceptions.ConnectTimeoutError) or "timed out" in text:
+            return f"no connection within {self.connect_timeout:g} s (api_connect_timeout)"
+        if "refused" in text:
+            return "connection refused"
+        return type(err).__name__
 
     def _error(self, what: str, err: Any) -> ClusterError:
         try:
             body = json.loads(err.body or "{}")
         except (TypeError, ValueError):
             body = {}
-        message = body.get("message") or err.reason or ""
+        message = (body.get("message") if isinstance(body, dict) else None) or err.reason or ""
         status = err.status
         if status == 404:
             return NotFound(f"{what}: not found", status)
@@ -102,117 +147,85 @@ class Gateway:
         if status == 403:
             return ClusterError(f"{what}: forbidden in namespace {self.namespace} (RBAC): {message}", status)
         if status == 422:
-            causes = (body.get("details") or {}).get("causes") or []
+            causes = (body.get("details") or {}).get("causes") or [] if isinstance(body, dict) else []
             fields = "; ".join(f"{c.get('field')}: {c.get('message')}" for c in causes if c.get("field"))
             return ClusterError(f"{what}: invalid: {fields or message}", status)
         return ClusterError(f"{what}: API error {status}: {message}", status)
 
-    # Raw JSON lists: one call per kind, dicts shaped exactly as the API server sends them.
-    def list(self, kind: str, selector: str | None = None, namespaced: bool = True) -> list[dict]:
-        group, plural = KINDS[kind]
-        api = self.batch if group == "batch" else self.core
-        method = getattr(api, f"list_namespaced_{_snake(kind)}" if namespaced else f"list_{_snake(kind)}")
-        kwargs = {"label_selector": selector} if selector else {}
+    def _method(self, verb: str, kind: ObjectKind, namespaced: bool = True) -> Callable:
+        api, _, snake = KINDS[kind]
+        return getattr(self._apis[api], f"{verb}_namespaced_{snake}" if namespaced else f"{verb}_{snake}")
+
+    def get(self, kind: ObjectKind, name: str) -> dict:
+        response = self.call(f"get {kind} '{name}'", self._method("read", kind), name, self.namespace,
+                             _preload_content=False)
+        return json.loads(response.data)
+
+    def list(self, kind: ObjectKind, selector: str | None = None, field_selector: str | None = None,
+             namespaced: bool = True) -> list[dict]:
+        """Every object of a kind (one call per page of 500), as the API server sends them."""
+        method = self._method("list", kind, namespaced)
         args = (self.namespace,) if namespaced else ()
-        response = self.call(f"list {plural}", method, *args, _preload_content=False, **kwargs)
-        return json.loads(response.data).get("items") or []
+        items: list[dict] = []
+        token = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": PAGE}
+            if selector:
+                kwargs["label_selector"] = selector
+            if field_selector:
+                kwargs["field_selector"] = field_selector
+            if token:
+                kwargs["_continue"] = token
+            response = self.call(f"list {KINDS[kind][1]}", method, *args, _preload_content=False, **kwargs)
+            page = json.loads(response.data)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
 
     def create(self, manifest: Mapping[str, Any]) -> dict:
         kind, name = manifest["kind"], manifest["metadata"]["name"]
-        api = self.batch if KINDS[kind][0] == "batch" else self.core
-        method = getattr(api, f"create_namespaced_{_snake(kind)}")
-        response = self.call(f"create {kind} '{name}'", method, self.namespace, manifest, _preload_content=False)
+        response = self.call(f"create {kind} '{name}'", self._method("create", kind), self.namespace, manifest,
+                             _preload_content=False)
         return json.loads(response.data)
 
-    def delete(self, kind: str, name: str) -> None:
-        api = self.batch if KINDS[kind][0] == "batch" else self.core
-        method = getattr(api, f"delete_namespaced_{_snake(kind)}")
-        self.call(f"delete {kind} '{name}'", method, name, self.namespace, propagation_policy="Background",
-                  _preload_content=False)
+    def delete(self, kind: ObjectKind, name: str, uid: str | None = None) -> None:
+        """Delete (its pods with a Job, in the background); `uid` makes sure it is the object that was checked."""
+        from kubernetes import client
+        extra = {"body": client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))} if uid else {}
+        self.call(f"delete {kind} '{name}'", self._method("delete", kind), name, self.namespace,
+                  propagation_policy="Background", _preload_content=False, **extra)
 
-    def logs(self, pod: str, tail: int | None = None, follow: bool = False) -> Any:
-        kwargs: dict[str, Any] = {"container": "main"}
+    def logs(self, pod: str, tail: int | None = None, follow: bool = False, container: str = "main") -> Any:
+        """The text of a pod's log; with follow, an iterator of text chunks until the container ends."""
+        kwargs: dict[str, Any] = {"container": container}
         if tail is not None:
             kwargs["tail_lines"] = tail
-        if follow:
-            kwargs["follow"] = True
-            return self.call(f"logs of pod '{pod}'", self.core.read_namespaced_pod_log, pod, self.namespace,
-                             _preload_content=False, **kwargs)
-        return self.call(f"logs of pod '{pod}'", self.core.read_namespaced_pod_log, pod, self.namespace, **kwargs)
+        if not follow:
+            return self.call(f"logs of pod '{pod}'", self._apis["core"].read_namespaced_pod_log, pod,
+                             self.namespace, **kwargs)
+        response = self.call(f"logs of pod '{pod}'", self._apis["core"].read_namespaced_pod_log, pod,
+                             self.namespace, follow=True, _preload_content=False, _stream=True, **kwargs)
+        return _chunks(response)
 
+    def exec(self, pod: str, command: list[str], stdin: bytes = b"", container: str = "main",
+             timeout: float = 60.0) -> dict:
+        """Run a command in a pod through the exec websocket (stdin then EOF); the status channel as a dict."""
+        from kubernetes.stream import stream
 
-def _snake(kind: str) -> str:
-    return {"ConfigMap": "config_map"}.get(kind, kind.lower())
-
-
-def ensure(gw: Gateway, manifest: Mapping[str, Any]) -> bool:
-    """Create a content-addressed object (Secret, ConfigMap); an existing one is identical by its name."""
-    try:
-        gw.create(manifest)
-        return True
-    except AlreadyExists:
-        return False
-
-
-def create_or_replace(gw: Gateway, manifest: Mapping[str, Any], replace: bool, wait: float = 60.0) -> str:
-    """Create a Job; for a replacement delete the old one first and retry while it is still terminating."""
-    name = manifest["metadata"]["name"]
-    if replace:
+        resp = self.call(f"exec in pod '{pod}'", stream, self._apis["core"].connect_get_namespaced_pod_exec, pod,
+                         self.namespace, command=command, container=container, stdin=True, stdout=True,
+                         stderr=True, tty=False, binary=True, _preload_content=False)
         try:
-            gw.delete("Job", name)
-        except NotFound:
-            pass
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            gw.create(manifest)
-            return "replaced" if replace else "created"
-        except AlreadyExists:
-            if _is_ours(gw, manifest):      # an earlier attempt went through before a 5xx/timeout
-                return "replaced" if replace else "created"
-            if not replace or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+            resp.write_stdin(stdin)
+            resp.close_channel(0)              # end of stdin (v5); on v4 servers closing the socket ends it
+            resp.run_forever(timeout=timeout)
+            error = resp.read_channel(3)
+        finally:
+            resp.close()
+        return json.loads(error) if error else {}
 
 
-def _is_ours(gw: Gateway, manifest: Mapping[str, Any]) -> bool:
-    """Does the existing Job carry this manifest's spec hash (and is it not being deleted)?"""
-    from .render import ANNOTATION_SPEC
-    name = manifest["metadata"]["name"]
-    try:
-        response = gw.call(f"get Job '{name}'", gw.batch.read_namespaced_job, name, gw.namespace,
-                           _preload_content=False)
-    except NotFound:
-        return False
-    meta = json.loads(response.data).get("metadata") or {}
-    return not meta.get("deletionTimestamp") and \
-        (meta.get("annotations") or {}).get(ANNOTATION_SPEC) == manifest["metadata"]["annotations"][ANNOTATION_SPEC]
-
-
-def copy_files(gw: Gateway, pod: str, project: Any, files: list[str]) -> None:
-    """Send the files as a tar stream to `tar x` in the pod's checkout, through the exec API (kubectl cp's way)."""
-    import io
-    import tarfile
-
-    from kubernetes.stream import stream
-
-    phase = ((gw.call(f"get pod '{pod}'", gw.core.read_namespaced_pod, pod, gw.namespace,
-                      _preload_content=False)).json().get("status") or {}).get("phase")
-    if phase != "Running":
-        raise ClusterError(f"pod '{pod}' is {phase or 'not running'}; expected Running (copy needs a live pod)")
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path in files:
-            tar.add(str(project.root / path), arcname=path)
-    resp = gw.call(f"exec in pod '{pod}'", stream, gw.core.connect_get_namespaced_pod_exec, pod, gw.namespace,
-                   command=["tar", "xmf", "-", "-C", f"/workspace/{project.project_name}"], container="main",
-                   stdin=True, stdout=True, stderr=True, tty=False, binary=True, _preload_content=False)
-    resp.write_stdin(buffer.getvalue())
-    resp.close_channel(0)                      # end of stdin (v5); on v4 servers closing the socket ends it
-    resp.run_forever(timeout=60)
-    error = resp.read_channel(3)
-    resp.close()
-    if error:
-        result = json.loads(error)
-        if result.get("status") != "Success":
-            raise ClusterError(f"copy into pod '{pod}' failed: {result.get('message') or result}")
+def _chunks(response: Any) -> Iterator[str]:
+    for chunk in response.stream(1024):
+        yield chunk.decode(errors="replace")

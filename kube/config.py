@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import difflib
-import os
-from dataclasses import dataclass, field, fields as dc_fields
+import math
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
 from .errors import ConfigError
-from .model import Project, RunSettings
+from .hparams import Axis, is_scalar, parse_axes, type_name
+from .model import Project, RunSettings, setting_fields
 from .naming import is_label_value, is_name
 
 KUBE_FILE = "config/kube.yaml"
@@ -18,64 +20,62 @@ LAUNCH_FILE = "config/launch.yaml"
 DOTENV_FILE = ".env"
 
 PROJECT_KEYS = ("project_name", "user", "namespace", "conda_env_name")
-
-# Every overridable field and the kind of value it takes; defaults come from RunSettings.
-FIELD_KINDS: dict[str, str] = {
-    "env": "str_map", "startup_script": "opt_str", "conda_home": "str", "ssh_host": "str",
-    "ssh_port": "port", "server_command": "str", "gpu_count": "count", "cpu_count": "positive",
-    "memory": "positive", "ephemeral_storage": "nonneg", "limit_ratio": "ratio", "volumes": "str_map",
-    "image": "str", "gitlab_user": "str", "registry_host": "str", "image_pull_secrets": "str",
-    "prefix": "str", "tolerations": "str_list", "gpu_whitelist": "str_list", "gpu_blacklist": "str_list",
-    "hostname_whitelist": "str_list", "hostname_blacklist": "str_list", "special_gpu": "opt_str",
-    "file": "str_list", "backoff_limit": "count", "ttl_seconds_after_finished": "opt_count",
-}
-ALIASES = {"ephermal_storage": "ephemeral_storage"}   # the reference's spelling
+API_KEYS = ("api_timeout", "api_connect_timeout", "api_retry_seconds")    # kube.yaml only, numbers > 0
+ALIASES = {"ephermal_storage": "ephemeral_storage"}   # the spelling of the toolbox this one replaces
 MERGED_MAPS = ("env", "volumes")                       # merged key by key across levels, not replaced
 EXCLUSIVE = (("gpu_whitelist", "gpu_blacklist"), ("hostname_whitelist", "hostname_blacklist"))
-SCALARS = (str, int, float, bool, type(None))
+MAX_YAML_NODES = 200_000        # values after alias expansion: a config is hundreds; an alias bomb billions
+ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
-_EXPECTED = {
-    "str": "a string", "opt_str": "a string or null", "port": "a port number (1-65535)",
-    "count": "a whole number >= 0", "opt_count": "a whole number >= 0 or null",
-    "positive": "a number > 0", "nonneg": "a number >= 0", "ratio": "a number >= 1",
-    "str_list": "a list of strings", "str_map": "a mapping of strings to strings",
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _str_map(v: Any) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and is_scalar(x) and x is not None for k, x in v.items())
+
+
+# The one check per kind of setting (model.Kind): predicate and what the error says was expected.
+CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "opt_str": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "port": (lambda v: _whole(v) and 0 < v < 65536, "a port number (1-65535)"),
+    "count": (lambda v: _whole(v) and v >= 0, "a whole number >= 0"),
+    "opt_count": (lambda v: v is None or (_whole(v) and v >= 0), "a whole number >= 0 or null"),
+    "positive": (lambda v: _number(v) and v > 0, "a number > 0"),
+    "nonneg": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "ratio": (lambda v: _number(v) and v >= 1, "a number >= 1"),
+    "seconds": (lambda v: _number(v) and v >= 0, "a number of seconds >= 0"),
+    "str_list": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"),
+    "file_list": (lambda v: v is None or isinstance(v, str) or
+                  (isinstance(v, list) and all(isinstance(x, str) for x in v)),
+                  "a list of project paths (files or folders) or null"),
+    "str_map": (_str_map, "a mapping of strings to strings"),
 }
+FIELD_KINDS: dict[str, str] = {name: f.metadata["kind"] for name, f in setting_fields().items()}
 
 
-def type_name(value: Any) -> str:
-    """How a YAML value is described in error messages."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return {str: "a string", list: "a list", dict: "a mapping", type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _scalar_text(v: Any) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else v if isinstance(v, str) else str(v)
 
 
 def check_field(kind: str, value: Any, source: str, key_path: str) -> Any:
     """Validate one overridable field and return it normalised (lists as tuples, maps of str)."""
-    ok = {
-        "str": isinstance(value, str), "opt_str": value is None or isinstance(value, str),
-        "port": isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536,
-        "count": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
-        "opt_count": value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0),
-        "positive": _is_number(value) and value > 0, "nonneg": _is_number(value) and value >= 0,
-        "ratio": _is_number(value) and value >= 1,
-        "str_list": isinstance(value, list) and all(isinstance(v, str) for v in value),
-        "str_map": isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, SCALARS) and
-                                                   not isinstance(v, type(None)) for k, v in value.items()),
-    }[kind]
-    if not ok:
-        got = type_name(value) if not _is_number(value) or kind in ("str", "str_list", "str_map") else repr(value)
-        raise ConfigError(source, key_path, f"expected {_EXPECTED[kind]}, got {got}")
-    if kind == "str_list":
-        return tuple(value)
+    ok, expected = CHECKS[kind]
+    if not ok(value):
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        got = repr(value) if numeric and kind not in ("str", "opt_str", "str_list", "file_list", "str_map") \
+            else type_name(value)
+        raise ConfigError(source, key_path, f"expected {expected}, got {got}")
+    if kind in ("str_list", "file_list"):
+        return () if value is None else (value,) if isinstance(value, str) else tuple(value)
     if kind == "str_map":
-        return {k: v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
-                for k, v in value.items()}
+        return {k: _scalar_text(v) for k, v in value.items()}
     return value
 
 
@@ -85,42 +85,76 @@ def unknown_key(source: str, key_path: str, key: str, allowed: list[str]) -> Con
     return ConfigError(source, key_path, f"unknown key{hint}")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe loading that refuses duplicate keys (merge keys `<<:` still work, own keys win over merged ones)."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
+def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: set = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
         key = loader.construct_object(key_node)
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}'", key_node.start_mark)
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
         seen.add(key)
-    return loader.construct_mapping(node)
+    loader.flatten_mapping(node)
+    return loader.construct_mapping(node, deep=deep)
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def read_yaml(path: Path, source: str) -> dict:
-    """Parse a YAML file that must hold a mapping (an empty file is an empty mapping)."""
+def _expanded_size(data: Any, limit: int) -> int:
+    """How many values the document holds once aliases are expanded, counted with memoisation (cheap)."""
+    sizes: dict[int, int] = {}
+
+    def size(obj: Any) -> int:
+        if not isinstance(obj, (dict, list)):
+            return 1
+        key = id(obj)
+        if key not in sizes:
+            sizes[key] = 0          # a cycle counts as nothing more
+            items = obj.items() if isinstance(obj, dict) else enumerate(obj)
+            total = 1
+            for _, child in items:
+                total += size(child)
+                if total > limit:
+                    break
+            sizes[key] = total
+        return sizes[key]
+    return size(data)
+
+
+def parse_yaml(text: str, source: str) -> dict:
+    """A YAML text that must hold a mapping (empty = empty mapping); alias bombs are refused."""
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(source, "", "file not found (run from the project root, where config/ lives)") from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(source, "", f"invalid YAML: {where}{problem}") from None
+        raise ConfigError(source, "", f"invalid YAML: {where}{problem}") from err
+    except RecursionError as err:
+        raise ConfigError(source, "", "invalid YAML: nested too deeply") from err
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(source, "", f"expected a mapping at the top level, got {type_name(data)}")
+    if _expanded_size(data, MAX_YAML_NODES) > MAX_YAML_NODES:
+        raise ConfigError(source, "", f"expected at most {MAX_YAML_NODES:,} values once aliases are expanded "
+                                      f"(an alias bomb?)")
     return data
+
+
+def read_yaml(path: Path, source: str) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, "", "file not found (run from the project root, where config/ lives)") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(source, "", f"cannot read: {err}") from err
+    return parse_yaml(text, source)
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -164,29 +198,53 @@ def resolve_settings(project: Project, merged: Mapping[str, Any], source: str, k
     values["gitlab_user"] = gitlab_user
     values["image"] = values.get("image") or f"{registry}/{gitlab_user}/{project.project_name}:latest"
     values["image_pull_secrets"] = values.get("image_pull_secrets") or f"{project.project_name}-read-registry"
-    known = {f.name for f in dc_fields(RunSettings)}
-    return RunSettings(**{k: v for k, v in values.items() if k in known})
+    return RunSettings(**{k: v for k, v in values.items() if k in FIELD_KINDS})
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    command: str
+    axes: tuple[Axis, ...]
+    fields: Mapping[str, Any] = field(hash=False)       # validated overrides; strings may hold <placeholders>
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    axes: tuple[Axis, ...]
+    fields: Mapping[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One item of the `run:` section: which models and datasets, and which hparam values of them."""
+
+    path: str                                   # `run` or `run[i]`, for messages
+    models: tuple[str, ...]
+    datasets: tuple[str, ...]
+    selection: Mapping[str, tuple[Any, ...]] = field(hash=False)
 
 
 @dataclass(frozen=True)
 class Config:
-    """Both files validated: the project, the base field levels, and the raw launch sections."""
+    """Both files validated: the project, the base field levels, models, datasets and run entries."""
 
     project: Project
     base_settings: RunSettings                # defaults < kube.yaml < launch.yaml root (the interactive pod)
     base_levels: tuple[Mapping[str, Any], ...] = field(hash=False)   # (kube fields, launch root fields)
-    models: Mapping[str, Mapping[str, Any]] = field(hash=False)
-    datasets: Mapping[str, Mapping[str, Any]] = field(hash=False)
-    runs: tuple[Mapping[str, Any], ...] = field(hash=False)
+    models: Mapping[str, ModelEntry] = field(hash=False)
+    datasets: Mapping[str, DatasetEntry] = field(hash=False)
+    runs: tuple[RunEntry, ...] = field(hash=False)
     smoke: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
-def _check_project(kube: dict, launch: dict) -> dict[str, str]:
-    allowed = list(PROJECT_KEYS) + list(FIELD_KINDS) + list(ALIASES)
+def _check_project(kube: Mapping[str, Any], launch: Mapping[str, Any]) -> dict[str, Any]:
+    allowed = list(PROJECT_KEYS) + list(API_KEYS) + list(FIELD_KINDS) + list(ALIASES)
     for key in kube:
         if key not in allowed:
             raise unknown_key(KUBE_FILE, str(key), str(key), allowed)
-    values: dict[str, str] = {}
+    values: dict[str, Any] = {}
     for key in ("project_name", "user", "namespace"):
         if key not in kube or kube[key] in (None, ""):
             raise ConfigError(KUBE_FILE, key, "required project-wide key is missing")
@@ -206,6 +264,11 @@ def _check_project(kube: dict, launch: dict) -> dict[str, str]:
     if not isinstance(conda_env, str) or not conda_env:
         raise ConfigError(KUBE_FILE, "conda_env_name", f"expected a string, got {type_name(conda_env)}")
     values["conda_env_name"] = conda_env
+    for key in API_KEYS:
+        if key in kube:
+            if not (_number(kube[key]) and kube[key] > 0):
+                raise ConfigError(KUBE_FILE, key, f"expected a number of seconds > 0, got {kube[key]!r}")
+            values[key] = float(kube[key])
     for key in PROJECT_KEYS:
         if key in launch and launch[key] != values[key]:
             raise ConfigError(LAUNCH_FILE, key, f"project-wide key: set it in {KUBE_FILE} "
@@ -213,7 +276,7 @@ def _check_project(kube: dict, launch: dict) -> dict[str, str]:
     return values
 
 
-def _check_section(launch: dict, section: str, entry_keys: tuple[str, ...], required: bool) -> dict:
+def _entries(launch: Mapping[str, Any], section: str, entry_keys: tuple[str, ...], required: bool) -> dict:
     data = launch.get(section)
     if data is None:
         if required:
@@ -233,15 +296,15 @@ def _check_section(launch: dict, section: str, entry_keys: tuple[str, ...], requ
         for key in entry:
             if key not in allowed:
                 raise unknown_key(LAUNCH_FILE, f"{path}.{key}", str(key), allowed)
-        field_overrides(entry, LAUNCH_FILE, f"{path}.")
-        out[name] = entry
+        out[name] = (entry, field_overrides(entry, LAUNCH_FILE, f"{path}."),
+                     parse_axes(entry.get("hparam"), LAUNCH_FILE, f"{path}.hparam"))
     return out
 
 
-def _check_runs(launch: dict, models: dict, datasets: dict) -> tuple[dict, ...]:
+def _run_entries(launch: Mapping[str, Any], models: Mapping[str, Any], datasets: Mapping[str, Any]) -> tuple:
     raw = launch.get("run")
     if raw is None:
-        return ({},)
+        return (RunEntry("run", tuple(models), tuple(datasets), {}),)
     entries = raw if isinstance(raw, list) else [raw]
     if not entries:
         raise ConfigError(LAUNCH_FILE, "run", "expected a mapping or a non-empty list of mappings")
@@ -250,7 +313,8 @@ def _check_runs(launch: dict, models: dict, datasets: dict) -> tuple[dict, ...]:
         path = f"run[{i}]" if isinstance(raw, list) else "run"
         if not isinstance(entry, dict):
             raise ConfigError(LAUNCH_FILE, path, f"expected a mapping, got {type_name(entry)}")
-        clean: dict[str, Any] = {}
+        chosen: dict[str, tuple[str, ...]] = {"model": tuple(models), "dataset": tuple(datasets)}
+        selection: dict[str, tuple[Any, ...]] = {}
         for key, value in entry.items():
             if key in ("model", "dataset"):
                 names = [value] if isinstance(value, str) else value
@@ -262,44 +326,61 @@ def _check_runs(launch: dict, models: dict, datasets: dict) -> tuple[dict, ...]:
                     if n not in pool:
                         raise ConfigError(LAUNCH_FILE, f"{path}.{key}", f"no {key} named {n!r} "
                                                                        f"(defined: {', '.join(pool)})")
-                clean[key] = names
+                chosen[key] = tuple(names)
             elif key == "hparam":
                 if not isinstance(value, dict):
                     raise ConfigError(LAUNCH_FILE, f"{path}.hparam", f"expected a mapping, got {type_name(value)}")
-                clean[key] = {k: v if isinstance(v, list) else [v] for k, v in value.items()}
+                for k, v in value.items():
+                    for j, x in enumerate(v if isinstance(v, list) else [v]):
+                        if not is_scalar(x):
+                            raise ConfigError(LAUNCH_FILE, f"{path}.hparam.{k}" + (f"[{j}]" if isinstance(v, list)
+                                                                                  else ""),
+                                              f"expected a value or a list of values, got {type_name(x)}")
+                    selection[k] = tuple(v) if isinstance(v, list) else (v,)
             else:
                 raise unknown_key(LAUNCH_FILE, f"{path}.{key}", str(key), ["model", "dataset", "hparam"])
-        out.append(clean)
+        out.append(RunEntry(path, chosen["model"], chosen["dataset"], selection))
     return tuple(out)
 
 
-def load(root: Path) -> Config:
-    """Read and validate everything under `root`; raises ConfigError before anything runs."""
-    root = Path(root).resolve()
-    kube = read_yaml(root / KUBE_FILE, KUBE_FILE)
-    launch = read_yaml(root / LAUNCH_FILE, LAUNCH_FILE)
+def from_mappings(kube: Mapping[str, Any], launch: Mapping[str, Any], dotenv: Mapping[str, str] | None = None,
+                  root: Path | str = ".") -> Config:
+    """Validate already-parsed configs (the same checks as `load`, no file access); raises ConfigError."""
     project_values = _check_project(kube, launch)
     allowed_root = ["model", "dataset", "run", "smoke", *PROJECT_KEYS, *FIELD_KINDS, *ALIASES]
     for key in launch:
         if key not in allowed_root:
             raise unknown_key(LAUNCH_FILE, str(key), str(key), allowed_root)
-    kube_fields = field_overrides(kube, KUBE_FILE, "")
+    kube_fields = field_overrides({k: v for k, v in kube.items() if k not in API_KEYS}, KUBE_FILE, "")
     launch_fields = field_overrides(launch, LAUNCH_FILE, "")
-    models = _check_section(launch, "model", ("command", "hparam"), required=True)
-    for name, entry in models.items():
+    models: dict[str, ModelEntry] = {}
+    for name, (entry, fields, axes) in _entries(launch, "model", ("command", "hparam"), required=True).items():
         if not isinstance(entry.get("command"), str) or not entry["command"].strip():
             raise ConfigError(LAUNCH_FILE, f"model.{name}.command", "expected a non-empty command string")
-    datasets = _check_section(launch, "dataset", ("hparam",), required=False) or {"default": {}}
-    runs = _check_runs(launch, models, datasets)
+        models[name] = ModelEntry(name, entry["command"], axes, fields)
+    datasets = {name: DatasetEntry(name, axes, fields)
+                for name, (_, fields, axes) in _entries(launch, "dataset", ("hparam",), required=False).items()}
+    datasets = datasets or {"default": DatasetEntry("default", (), {})}
+    runs = _run_entries(launch, models, datasets)
     smoke = launch.get("smoke") or {}
     if not isinstance(smoke, dict):
         raise ConfigError(LAUNCH_FILE, "smoke", f"expected a mapping of hparam overrides, got {type_name(smoke)}")
-    project = Project(root=root, dotenv=read_dotenv(root / DOTENV_FILE), **project_values)
+    for key, value in smoke.items():
+        if not is_scalar(value):
+            raise ConfigError(LAUNCH_FILE, f"smoke.{key}", f"expected a value, got {type_name(value)}")
+    dotenv = dict(dotenv or {})
+    for key in dotenv:
+        if not ENV_NAME.match(key):
+            raise ConfigError(DOTENV_FILE, key, "expected a variable name (letters, digits, '_', '-', '.')")
+    project = Project(root=Path(root).resolve(), dotenv=dotenv, **project_values)
     base = resolve_settings(project, merge_levels([kube_fields, launch_fields]), LAUNCH_FILE, "")
     return Config(project=project, base_settings=base, base_levels=(kube_fields, launch_fields),
                   models=models, datasets=datasets, runs=runs, smoke=smoke)
 
 
-def local_environment(project: Project, settings: RunSettings) -> dict[str, str]:
-    """Environment of a local run: the shell's, then `env:` from the configs, then `.env` (which wins)."""
-    return {**os.environ, **settings.env, **project.dotenv}
+def load(root: Path | str) -> Config:
+    """Read and validate everything under `root`; raises ConfigError before anything runs."""
+    root = Path(root).resolve()
+    kube = read_yaml(root / KUBE_FILE, KUBE_FILE)
+    launch = read_yaml(root / LAUNCH_FILE, LAUNCH_FILE)
+    return from_mappings(kube, launch, read_dotenv(root / DOTENV_FILE), root)

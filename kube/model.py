@@ -1,9 +1,24 @@
-"""The validated data the rest of the toolbox consumes: project settings, per-run settings and the Run."""
+"""The validated data the rest of the toolbox consumes: each setting declared once, the project, the Run."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
+
+# The kinds of value a setting takes; kube/config.py holds the one check per kind.
+Kind = Literal["str", "opt_str", "port", "count", "opt_count", "positive", "nonneg", "ratio", "seconds",
+               "opt_duration", "str_list", "str_map", "file_list"]
+
+JobState = Literal["not submitted", "pending", "running", "succeeded", "failed"]
+ObjectKind = Literal["Job", "Pod", "Secret", "ConfigMap", "Event", "Node"]
+
+
+def setting(default: Any, kind: Kind, doc: str, shown: str | None = None) -> Any:
+    """A RunSettings field: its default, the kind of value it takes, and its line in the reference."""
+    meta = {"kind": kind, "doc": doc, "shown": shown}
+    if isinstance(default, dict):
+        return field(default_factory=dict, hash=False, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -17,38 +32,60 @@ class Project:
     root: Path                      # the project root (where config/ lives)
     dotenv: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False, repr=False)
     # .env values are secrets: never printed, never written into a manifest (repr=False on purpose)
+    api_timeout: float = 30.0           # seconds to wait for one API answer
+    api_connect_timeout: float = 10.0   # seconds to open a connection
+    api_retry_seconds: float = 60.0     # total time spent retrying one call (429/5xx/connection errors)
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Every overridable field after merging defaults < kube.yaml < launch root < dataset < model < hparam."""
+    """Every overridable field after merging defaults < kube.yaml < launch root < dataset < model < hparam.
 
-    env: Mapping[str, str] = field(default_factory=dict, hash=False)
-    startup_script: str | None = None
-    conda_home: str = "/opt/conda"
-    ssh_host: str = "gitlab-ssh.nrp-nautilus.io"
-    ssh_port: int = 30622
-    server_command: str = "sleep infinity"
-    gpu_count: int = 0
-    cpu_count: float = 5
-    memory: float = 32                   # GiB
-    ephemeral_storage: float = 100       # GiB, 0 means "do not request"
-    limit_ratio: float = 2.0             # limits = ratio x requests for CPU and memory
-    volumes: Mapping[str, str] = field(default_factory=dict, hash=False)   # pvc name -> mount path
-    image: str = ""                      # resolved: <registry_host>/<gitlab_user>/<project_name>:latest
-    gitlab_user: str = ""                # resolved: <user>
-    registry_host: str = "gitlab-registry.nrp-nautilus.io"
-    image_pull_secrets: str = ""         # resolved: <project_name>-read-registry
-    prefix: str = ""
-    tolerations: tuple[str, ...] = ()
-    gpu_whitelist: tuple[str, ...] = ()
-    gpu_blacklist: tuple[str, ...] = ()
-    hostname_whitelist: tuple[str, ...] = ()
-    hostname_blacklist: tuple[str, ...] = ()
-    special_gpu: str | None = None
-    file: tuple[str, ...] = ()           # project-relative text files shipped to the pod/job
-    backoff_limit: int = 0
-    ttl_seconds_after_finished: int | None = None
+    Each field is declared here once: config.py derives validation from `kind`, the reference table in
+    docs/configuration.md is checked against `doc`, and the defaults are the field defaults.
+    """
+
+    env: Mapping[str, str] = setting({}, "str_map", "extra environment variables (`.env` wins over them)")
+    startup_script: str | None = setting(None, "opt_str", "replaces the default startup script")
+    workdir: str | None = setting(None, "opt_str", "where jobs run (default: the image's working directory)",
+                                  "the image's")
+    conda_home: str = setting("/opt/conda", "str", "conda installation used by the default startup script")
+    ssh_host: str = setting("gitlab-ssh.nrp-nautilus.io", "str", "git host of the optional deploy key")
+    ssh_port: int = setting(30622, "port", "its SSH port")
+    server_command: str = setting("sleep infinity", "str", "what the interactive pod runs")
+    gpu_count: int = setting(0, "count", "GPUs requested")
+    cpu_count: float = setting(5, "positive", "CPUs requested")
+    memory: float = setting(32, "positive", "memory requested, GiB")
+    ephemeral_storage: float = setting(100, "nonneg", "local disk requested, GiB (0: none)")
+    limit_ratio: float = setting(2.0, "ratio", "limits = ratio x requests for CPU and memory (GPUs: equal)")
+    volumes: Mapping[str, str] = setting({}, "str_map", "`{pvc-name: mount-path}`")
+    image: str = setting("", "str", "the container image",
+                         "`<registry_host>/<gitlab_user>/<project_name>:latest`")
+    gitlab_user: str = setting("", "str", "part of the default image", "`<user>`")
+    registry_host: str = setting("gitlab-registry.nrp-nautilus.io", "str", "part of the default image")
+    image_pull_secrets: str = setting("", "str", "the registry pull secret", "`<project_name>-read-registry`")
+    prefix: str = setting("", "str", "put before every job name")
+    tolerations: tuple[str, ...] = setting((), "str_list", "taint keys tolerated for NoSchedule")
+    gpu_whitelist: tuple[str, ...] = setting((), "str_list", "GPU products allowed (not with gpu_blacklist)")
+    gpu_blacklist: tuple[str, ...] = setting((), "str_list", "GPU products refused")
+    hostname_whitelist: tuple[str, ...] = setting((), "str_list", "nodes allowed (not with hostname_blacklist)")
+    hostname_blacklist: tuple[str, ...] = setting((), "str_list", "nodes refused")
+    special_gpu: str | None = setting(None, "opt_str", "e.g. `a100`: requests `nvidia.com/a100`, "
+                                                       "ignores the GPU lists")
+    file: tuple[str, ...] = setting((), "file_list", "text files or folders shipped over the image's copies")
+    backoff_limit: int = setting(0, "count", "retries of a failed Job")
+    ttl_seconds_after_finished: int | None = setting(None, "opt_count", "delete finished Jobs after N seconds")
+    grace_period: float = setting(10.0, "seconds", "seconds a local run gets to stop after Ctrl-C/SIGTERM")
+
+
+def setting_fields() -> dict[str, Any]:
+    """name -> dataclass Field of every overridable setting, in declaration order."""
+    return {f.name: f for f in fields(RunSettings)}
+
+
+def default_of(name: str) -> Any:
+    f = setting_fields()[name]
+    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
 
 
 @dataclass(frozen=True)

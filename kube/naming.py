@@ -28,10 +28,16 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
-def combination_hash(project: str, model: str, dataset: str, hparams: Mapping[str, Any]) -> str:
-    """A short stable hash of the whole combination, `_` hparams included (JSON with sorted keys)."""
+def combination_hash(project: str, model: str, dataset: str, hparams: Mapping[str, Any], user: str = "") -> str:
+    """A short stable hash of the whole combination, `_` hparams and the user included (sorted-key JSON).
+
+    The user is in the hash so that two users of one project in one namespace never share a job name.
+    """
+    identity: dict[str, Any] = {"project": project, "model": model, "dataset": dataset, "hparams": hparams}
+    if user:
+        identity["user"] = user
     canonical = json.dumps(
-        {"project": project, "model": model, "dataset": dataset, "hparams": hparams},
+        identity,
         sort_keys=True, separators=(",", ":"), default=value_text,
     )
     digest = hashlib.sha256(canonical.encode()).digest()
@@ -44,7 +50,7 @@ def sanitize(text: str) -> str:
 
 
 def run_name(prefix: str, project: str, model: str, dataset: str,
-             labels: Mapping[str, str], hparams: Mapping[str, Any]) -> str:
+             labels: Mapping[str, str], hparams: Mapping[str, Any], user: str = "") -> str:
     """`[<prefix>-]<project>-<model>-<dataset>[-key-value...]-<hash>`, cut to fit 63 characters.
 
     `labels` are the name parts of the public hparams (key -> readable value); `hparams` is the full
@@ -56,7 +62,7 @@ def run_name(prefix: str, project: str, model: str, dataset: str,
         parts += [key, text]
     readable = "-".join(p for p in (sanitize(x) for x in parts) if p)
     readable = readable[: MAX_NAME - HASH_LEN - 1].rstrip("-")
-    digest = combination_hash(project, model, dataset, hparams)
+    digest = combination_hash(project, model, dataset, hparams, user)
     return f"{readable}-{digest}" if readable else digest
 
 

@@ -16,6 +16,7 @@ class Provenance:
     commit: str | None          # None outside a git repository
     dirty: bool = False
     diff_hash: str | None = None
+    pushed: bool = True         # HEAD is on some remote-tracking branch (a job's `git pull` can reach it)
 
     def annotations(self) -> dict[str, str]:
         if self.commit is None:
@@ -35,10 +36,13 @@ def read(root: Path) -> Provenance:
     head = _git(root, "rev-parse", "--verify", "-q", "HEAD")
     if head.returncode != 0:
         return Provenance(None)
+    commit = head.stdout.decode().strip()
+    remote = _git(root, "branch", "-r", "--contains", commit)
+    pushed = remote.returncode == 0 and bool(remote.stdout.strip())
     diff = _git(root, "diff", "HEAD", "--submodule=diff", "--no-color", "--no-ext-diff")
     if diff.returncode != 0 or not diff.stdout:
-        return Provenance(head.stdout.decode().strip())
-    return Provenance(head.stdout.decode().strip(), True, hashlib.sha256(diff.stdout).hexdigest()[:12])
+        return Provenance(commit, pushed=pushed)
+    return Provenance(commit, True, hashlib.sha256(diff.stdout).hexdigest()[:12], pushed)
 
 
 def from_annotations(annotations: dict[str, str] | None) -> Provenance:

@@ -1,4 +1,9 @@
-"""Manifests, pure: a Run (or the base settings) -> Job, Pod, Secret and ConfigMap dicts via templates/*.j2."""
+"""Manifests, pure: a Run (or the base settings) -> Job/Pod text via templates/*.j2, Secret and ConfigMap dicts.
+
+A Job is rendered once, straight to YAML text: that text is what `make dryrun` prints, what build/ holds and
+(parsed by libyaml) what `make job` sends. Every value is checked before rendering (names, labels, quantities)
+and written through kube/yamltext.py, so no value can break the document.
+"""
 from __future__ import annotations
 
 import base64
@@ -7,12 +12,11 @@ import json
 import re
 import shlex
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import yaml
-
+from . import yamltext
 from .errors import ConfigError
 from .model import Project, Run, RunSettings
 from .naming import is_label_value, is_name, sanitize
@@ -23,9 +27,41 @@ ANNOTATION_HPARAMS = "kube-toolbox/hparams"
 FILES_MOUNT = "/etc/toolbox/files"
 SSH_MOUNT = "/etc/toolbox/ssh"
 MAX_FILES_BYTES = 900 * 1024          # a ConfigMap holds at most 1 MiB in all
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)    # libyaml when the wheel has it: ~10x faster
+LAPTOP_ONLY_ENV = ("CUDA_VISIBLE_DEVICES",)    # a laptop's GPU choice would hide a job's GPUs
+JOB_ENV = {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "UTF-8"}
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][-+]?[0-9]+|[numkMGTPE]i?|Ki)?$")
+_MARK = "@kube-toolbox:"              # stands in for per-submission annotation values while hashing
+
+
+class SharedList(list):
+    """A list shared by every cell with the same settings: its YAML text is made once per indentation."""
+
+    texts: dict[int, str]
+
+
+class SharedDict(dict):
+    texts: dict[int, str]
+
+
+def _shared(value: Any) -> Any:
+    if isinstance(value, list):
+        out: Any = SharedList(value)
+    elif isinstance(value, dict):
+        out = SharedDict(value)
+    else:
+        return value
+    out.texts = {}
+    return out
+
+
+def _block(value: Any, indent: int) -> str:
+    texts = getattr(value, "texts", None)
+    if texts is None:
+        return yamltext.value_text(value, indent)
+    text = texts.get(indent)
+    if text is None:
+        text = texts[indent] = yamltext.value_text(value, indent)
+    return text
 
 
 @lru_cache(maxsize=8)
@@ -34,33 +70,20 @@ def _environment(override_dir: str | None):
     loaders = ([jinja2.FileSystemLoader(override_dir)] if override_dir else []) + [jinja2.FileSystemLoader(str(TEMPLATES))]
     env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
                              autoescape=False, keep_trailing_newline=True)
-    env.filters["j"] = lambda value: json.dumps(value, sort_keys=False)
+    env.filters["y"] = yamltext.flow
+    env.filters["block"] = _block
+    env.filters["j"] = yamltext.flow          # the name older project templates use
     env.filters["sh"] = lambda value: shlex.quote(str(value))
     return env
 
 
 def _template(project: Project, name: str):
+    import jinja2
     override = project.root / "config" / "templates"
-    return _environment(str(override) if (override / name).is_file() else None).get_template(name)
-
-
-def _drop_empty(obj: Any) -> Any:
-    """Remove keys whose value is None or an empty list/dict: no empty affinity or env blocks."""
-    if isinstance(obj, dict):
-        return {k: _drop_empty(v) for k, v in obj.items() if v not in (None, [], {})}
-    if isinstance(obj, list):
-        return [_drop_empty(v) for v in obj]
-    return obj
-
-
-def _load(text: str, what: str) -> dict:
     try:
-        doc = yaml.load(text, Loader=_LOADER)
-    except yaml.YAMLError as err:
-        raise ConfigError(what, "", f"template rendered invalid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(doc, dict) or "kind" not in doc:
-        raise ConfigError(what, "", "template must render one Kubernetes object")
-    return _drop_empty(doc)
+        return _environment(str(override) if (override / name).is_file() else None).get_template(name)
+    except jinja2.TemplateError as err:
+        raise ConfigError(f"templates/{name}", "", f"template error: {err}") from err
 
 
 def quantity(value: float, unit: str = "") -> str:
@@ -112,161 +135,235 @@ class Extras:
     files: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """One rendered workload: its YAML text (printed, written, sent) and what planning needs without parsing."""
+
+    kind: str
+    name: str
+    text: str
+    spec_hash: str = ""
+
+    @cached_property
+    def manifest(self) -> dict:
+        """The object as a dict (libyaml), for the API call."""
+        import yaml
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        try:
+            doc = yaml.load(self.text, Loader=loader)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{self.kind} {self.name!r}", "", f"template rendered invalid YAML: "
+                                                                 f"{str(err).splitlines()[0]}") from err
+        if not isinstance(doc, dict) or doc.get("kind") != self.kind:
+            raise ConfigError(f"{self.kind} {self.name!r}", "", "template must render one Kubernetes object")
+        return doc
+
+
+def owner_labels(project: Project) -> dict[str, str]:
+    return {"user": project.user, "project": project.project_name}
+
+
 def env_secret(project: Project) -> dict | None:
-    """The .env variables as a Secret named by a hash of its content (a new content is a new Secret)."""
-    if not project.dotenv:
+    """The .env variables (laptop-only ones left out) as a Secret named by a hash of its content."""
+    values = {k: v for k, v in project.dotenv.items() if k not in LAPTOP_ONLY_ENV}
+    if not values:
         return None
-    for key in project.dotenv:
-        if not _ENV_NAME.match(key):
-            raise ConfigError(".env", key, "expected a variable name (letters, digits, '_', '-', '.')")
-    data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(project.dotenv.items())}
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())}
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": f"{project.project_name}-env-{digest}", "namespace": project.namespace,
-                         "labels": {"user": project.user, "project": project.project_name}},
+                         "labels": owner_labels(project)},
             "data": data}
 
 
+def _shipped(root: Path, rel: str, source: str) -> list[tuple[str, Path]]:
+    """(project-relative path, file) pairs for one `file:` entry: a file, or every file under a folder."""
+    path = (root / rel).resolve()
+    if Path(rel).is_absolute() or (path != root and root not in path.parents):
+        raise ConfigError(source, "file", f"expected a path inside the project, got {rel!r}")
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+        return [(p.relative_to(root).as_posix(), p) for p in found
+                if not any(part in (".git", "build", "__pycache__") for part in p.relative_to(root).parts)]
+    if not path.is_file():
+        raise ConfigError(source, "file", f"no such file or folder: {rel}")
+    return [(path.relative_to(root).as_posix(), path)]
+
+
+def shipped(project: Project, files: Sequence[str], source: str = "config/launch.yaml") -> dict[str, Path]:
+    """Project-relative name -> file for the `file:` entries (folders expanded); `.env` is refused."""
+    root = project.root.resolve()
+    secret = (root / ".env").resolve()
+    entries: dict[str, Path] = {}
+    for rel in sorted(set(files)):
+        for name, path in _shipped(root, rel, source):
+            if path.resolve() == secret or Path(name).name == ".env":
+                raise ConfigError(source, "file", f"{name} holds the project's secrets: it reaches jobs as a "
+                                                  f"Secret, never through file:")
+            entries[name] = path
+    return entries
+
+
 def files_configmap(project: Project, files: Sequence[str], source: str = "config/launch.yaml") -> dict | None:
-    """The `file:` section as a ConfigMap; missing, binary, escaping or too large files are ConfigErrors."""
+    """The `file:` section as a ConfigMap; missing, binary, secret, escaping or too large files are ConfigErrors."""
     if not files:
         return None
+    entries = shipped(project, files, source)
     data, total = {}, 0
-    root = project.root.resolve()
-    for i, rel in enumerate(sorted(set(files))):
-        path = (root / rel).resolve()
-        if Path(rel).is_absolute() or root not in path.parents:
-            raise ConfigError(source, "file", f"expected a path inside the project, got {rel!r}")
-        if not path.is_file():
-            raise ConfigError(source, "file", f"no such file: {rel}")
+    for i, (name, path) in enumerate(sorted(entries.items())):
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
-            raise ConfigError(source, "file", f"expected a text file, {rel} is binary (ship it through S3)") from None
+            raise ConfigError(source, "file", f"expected a text file, {name} is binary (ship it through S3)") from None
         total += len(text.encode())
         data[f"f{i}"] = text
     if total > MAX_FILES_BYTES:
         raise ConfigError(source, "file", f"the files add up to {total // 1024} KiB, expected at most "
                                           f"{MAX_FILES_BYTES // 1024} KiB (ship large files through S3)")
-    digest = hashlib.sha256(json.dumps([sorted(set(files)), data], sort_keys=True).encode()).hexdigest()[:10]
+    names = sorted(entries)
+    digest = hashlib.sha256(json.dumps([names, data], sort_keys=True).encode()).hexdigest()[:10]
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": f"{project.project_name}-files-{digest}", "namespace": project.namespace,
-                         "labels": {"user": project.user, "project": project.project_name}},
+                         "labels": owner_labels(project),
+                         "annotations": {"kube-toolbox/files": json.dumps(names)}},
             "data": data}
 
 
 def extras_for(project: Project, settings: RunSettings) -> tuple[Extras, list[dict]]:
     """The Secret/ConfigMap objects a workload with these settings needs, and how it refers to them."""
-    objects = [o for o in (env_secret(project), files_configmap(project, settings.file)) if o]
-    secret = next((o["metadata"]["name"] for o in objects if o["kind"] == "Secret"), None)
-    cm = next((o["metadata"]["name"] for o in objects if o["kind"] == "ConfigMap"), None)
-    return Extras(secret, cm, tuple(sorted(set(settings.file)))), objects
+    secret, cm = env_secret(project), files_configmap(project, settings.file)
+    files = tuple(json.loads(cm["metadata"]["annotations"]["kube-toolbox/files"])) if cm else ()
+    return (Extras(secret and secret["metadata"]["name"], cm and cm["metadata"]["name"], files),
+            [o for o in (secret, cm) if o])
+
+
+def workdir(settings: RunSettings) -> str | None:
+    """Where workloads run: `workdir:` when set, else the image's working directory (None)."""
+    return settings.workdir or None
 
 
 def startup_script(project: Project, s: RunSettings, files: Sequence[str] = ()) -> str:
     """The script run before the command: `startup_script` if set, else the default template."""
-    workdir = f"/workspace/{project.project_name}"
     if s.startup_script is not None:
         script = s.startup_script.rstrip() + "\n"
     else:
         script = _template(project, "startup.sh.j2").render(
-            workdir=workdir, ssh_key=f"{SSH_MOUNT}/id_rsa", ssh_host=s.ssh_host, ssh_port=s.ssh_port,
+            workdir=workdir(s), ssh_key=f"{SSH_MOUNT}/id_rsa", ssh_host=s.ssh_host, ssh_port=s.ssh_port,
             conda_sh=f"{s.conda_home}/etc/profile.d/conda.sh", conda_env=project.conda_env_name)
     if files:
         script += _template(project, "files.sh.j2").render(files=files, mount=FILES_MOUNT)
     return script
 
 
-def _workload_values(project: Project, s: RunSettings, extras: Extras, command: str) -> dict:
+def _workload_values(project: Project, s: RunSettings, extras: Extras) -> dict:
+    """Everything but the command: the same for every cell that shares settings (cached by the caller)."""
     volumes = [{"name": "dshm", "emptyDir": {"medium": "Memory"}},
                {"name": "ssh-key", "secret": {"secretName": f"{project.project_name}-ssh-key", "optional": True,
                                               "defaultMode": 0o400}}]
     mounts = [{"name": "dshm", "mountPath": "/dev/shm"}, {"name": "ssh-key", "mountPath": SSH_MOUNT, "readOnly": True}]
+    seen: dict[str, str] = {}
     for pvc, path in s.volumes.items():
-        vol = "pvc-" + sanitize(pvc)[:50]
+        vol = ("pvc-" + sanitize(pvc)[:50]).rstrip("-")
+        if vol in seen:
+            raise ConfigError("config/launch.yaml", f"volumes.{pvc}", f"its volume name {vol} collides with "
+                                                                      f"volumes.{seen[vol]}'s")
+        seen[vol] = pvc
         volumes.append({"name": vol, "persistentVolumeClaim": {"claimName": pvc}})
         mounts.append({"name": vol, "mountPath": path})
     if extras.files_configmap:
         items = [{"key": f"f{i}", "path": p} for i, p in enumerate(extras.files)]
         volumes.append({"name": "files", "configMap": {"name": extras.files_configmap, "items": items}})
         mounts.append({"name": "files", "mountPath": FILES_MOUNT, "readOnly": True})
-    env = [{"name": k, "value": v} for k, v in s.env.items()]
+    env = [{"name": k, "value": v} for k, v in {**JOB_ENV, **s.env}.items() if k not in LAPTOP_ONLY_ENV]
     env.append({"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
+    res = resources(s)
+    check_quantities(res, "settings")
     return {
-        "namespace": project.namespace, "settings": s, "affinity": affinity(s),
-        "tolerations": [{"key": t, "operator": "Exists", "effect": "NoSchedule"} for t in s.tolerations],
-        "volumes": volumes, "mounts": mounts, "env": env, "resources": resources(s),
-        "env_from": [{"secretRef": {"name": extras.env_secret}}] if extras.env_secret else [],
-        "script": startup_script(project, s, extras.files) + command + "\n",
+        "namespace": project.namespace, "settings": s, "affinity": _shared(affinity(s)),
+        "tolerations": _shared([{"key": t, "operator": "Exists", "effect": "NoSchedule"} for t in s.tolerations]),
+        "volumes": _shared(volumes), "mounts": _shared(mounts), "env": _shared(env), "resources": _shared(res),
+        "env_from": _shared([{"secretRef": {"name": extras.env_secret}}] if extras.env_secret else []),
+        "startup": startup_script(project, s, extras.files),
     }
 
 
-def spec_hash(manifest: Mapping[str, Any]) -> str:
-    """What decides whether a Job changed: its spec and labels (not annotations such as the git commit)."""
-    material = {"spec": manifest.get("spec"), "labels": manifest.get("metadata", {}).get("labels")}
-    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+def check_quantities(res: Mapping[str, Mapping[str, str]], where: str) -> None:
+    for kind in ("requests", "limits"):
+        for name, q in (res.get(kind) or {}).items():
+            if not isinstance(q, str) or not _QUANTITY.match(q):
+                raise ConfigError(where, f"resources.{kind}.{name}", f"expected a quantity string, got {q!r}")
 
 
-def render_job(run: Run, extras: Extras, annotations: Mapping[str, str] | None = None) -> dict:
-    project = run.project
-    assert project is not None
-    values = _workload_values(project, run.settings, extras, run.remote_command)
-    notes = {ANNOTATION_HPARAMS: json.dumps(dict(run.hparams), sort_keys=True, default=str), **(annotations or {})}
-    doc = _load(_template(project, "job.yaml.j2").render(name=run.name, labels=dict(run.labels),
-                                                         annotations=notes, **values), "templates/job.yaml.j2")
-    doc["metadata"].setdefault("annotations", {})[ANNOTATION_SPEC] = spec_hash(doc)
-    check(doc)
-    return doc
+def check_meta(kind: str, name: str, labels: Mapping[str, Any]) -> None:
+    """Server-side rules the OpenAPI schema does not catch, checked before rendering."""
+    where = f"{kind} {name!r}"
+    if not is_name(name):
+        raise ConfigError(where, "metadata.name", "expected a DNS-1123 label (lowercase, digits, '-', <= 63)")
+    for key, value in labels.items():
+        if not isinstance(value, str) or not is_label_value(value):
+            raise ConfigError(where, f"metadata.labels.{key}", f"expected a valid label value, got {value!r}")
+
+
+class Renderer:
+    """Renders the Jobs of one project; values shared by cells with equal settings are computed once."""
+
+    def __init__(self, project: Project, annotations: Mapping[str, str] | None = None) -> None:
+        self.project = project
+        self.annotations = dict(annotations or {})
+        self.objects: dict[str, dict] = {}             # Secrets and ConfigMaps the Jobs refer to, by name
+        self._values: dict[RunSettings, dict] = {}
+        self._job = _template(project, "job.yaml.j2")
+
+    def _shared(self, settings: RunSettings) -> dict:
+        cached = self._values.get(settings)        # equal settings (hashable, frozen) share everything
+        if cached is None:
+            extras, objects = extras_for(self.project, settings)
+            self.objects.update((o["metadata"]["name"], o) for o in objects)
+            cached = self._values[settings] = _workload_values(self.project, settings, extras)
+        return cached
+
+    def job(self, run: Run) -> Rendered:
+        values = self._shared(run.settings)
+        labels = dict(run.labels)
+        check_meta("Job", run.name, labels)
+        marks = {k: _MARK + k for k in self.annotations}
+        notes = {ANNOTATION_HPARAMS: json.dumps(dict(run.hparams), sort_keys=True, default=str),
+                 ANNOTATION_SPEC: _MARK + ANNOTATION_SPEC, **marks}
+        text = self._job.render(name=run.name, labels=labels, annotations=notes,
+                                script=values["startup"] + run.remote_command + "\n", **values)
+        if _MARK + ANNOTATION_SPEC not in text:
+            raise ConfigError("templates/job.yaml.j2", "metadata.annotations",
+                              "the template must render `annotations` (they carry the spec hash)")
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        text = text.replace(_MARK + ANNOTATION_SPEC, digest)
+        for key, value in self.annotations.items():
+            text = text.replace(_MARK + key, value)
+        return Rendered("Job", run.name, text, digest)
+
+
+def render_job(run: Run, annotations: Mapping[str, str] | None = None) -> Rendered:
+    """One Job, alone (tests, smoke); `Renderer` is the fast path for a grid."""
+    assert run.project is not None
+    return Renderer(run.project, annotations).job(run)
 
 
 def pod_name(project: Project, name: str | None = None) -> str:
     return name or sanitize(f"{project.user}-{project.project_name}-interactive-pod")[:63].rstrip("-")
 
 
-def render_pod(project: Project, settings: RunSettings, extras: Extras, name: str | None = None) -> dict:
-    values = _workload_values(project, settings, extras, settings.server_command)
-    labels = {"user": project.user, "project": project.project_name, "role": "interactive"}
-    doc = _load(_template(project, "pod.yaml.j2").render(name=pod_name(project, name), labels=labels,
-                                                         annotations={}, **values), "templates/pod.yaml.j2")
-    check(doc)
-    return doc
+def render_pod(project: Project, settings: RunSettings, name: str | None = None) -> tuple[Rendered, list[dict]]:
+    """The interactive pod and the Secret/ConfigMap it needs."""
+    extras, objects = extras_for(project, settings)
+    values = _workload_values(project, settings, extras)
+    labels = {**owner_labels(project), "role": "interactive"}
+    name = pod_name(project, name)
+    check_meta("Pod", name, labels)
+    text = _template(project, "pod.yaml.j2").render(name=name, labels=labels, annotations={},
+                                                    script=values["startup"] + settings.server_command + "\n",
+                                                    **values)
+    return Rendered("Pod", name, text), objects
 
 
-def check(doc: Mapping[str, Any]) -> None:
-    """Server-side rules the OpenAPI schema does not catch, checked before any API call."""
-    meta = doc.get("metadata", {})
-    where = f"{doc.get('kind')} {meta.get('name')!r}"
-    if not is_name(str(meta.get("name", ""))):
-        raise ConfigError(where, "metadata.name", "expected a DNS-1123 label (lowercase, digits, '-', <= 63)")
-    for key, value in (meta.get("labels") or {}).items():
-        if not isinstance(value, str) or not is_label_value(value):
-            raise ConfigError(where, f"metadata.labels.{key}", f"expected a valid label value, got {value!r}")
-    pod = doc.get("spec", {}).get("template", {}).get("spec") if doc.get("kind") == "Job" else doc.get("spec")
-    if doc.get("kind") == "Job" and pod.get("restartPolicy") not in ("Never", "OnFailure"):
-        raise ConfigError(where, "spec.template.spec.restartPolicy", "expected Never or OnFailure in a Job")
-    for container in (pod or {}).get("containers", []):
-        for kind in ("requests", "limits"):
-            for res, q in (container.get("resources", {}).get(kind) or {}).items():
-                if not isinstance(q, str) or not _QUANTITY.match(q):
-                    raise ConfigError(where, f"resources.{kind}.{res}", f"expected a quantity string, got {q!r}")
-
-
-def redacted(doc: Mapping[str, Any]) -> dict:
-    """A copy safe to print or write: Secret values replaced."""
-    if doc.get("kind") != "Secret":
-        return dict(doc)
-    return {**doc, "data": {k: "<redacted>" for k in doc.get("data", {})}}
-
-
-class _Dumper(yaml.SafeDumper):
-    """Multi-line strings (scripts) as readable `|` blocks."""
-
-
-_Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
-    "tag:yaml.org,2002:str", text, style="|" if "\n" in text and not re.search(r" \n| $", text) else None))
-
-
-def to_yaml(docs: Sequence[Mapping[str, Any]]) -> str:
-    """Multi-document YAML usable with `kubectl apply -f -` (Secrets redacted)."""
-    return "---\n".join(yaml.dump(redacted(d), Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                                   width=120) for d in docs)
+def document(obj: Mapping[str, Any]) -> str:
+    """A Secret or ConfigMap as YAML text."""
+    return yamltext.document(dict(obj))

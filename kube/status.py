@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
-from .model import Run
+from .model import JobState, Run
 from .provenance import from_annotations
 
-STATES = ("not submitted", "pending", "running", "succeeded", "failed")
+STATES: tuple[JobState, ...] = ("not submitted", "pending", "running", "succeeded", "failed")
 GPU_LABEL = "nvidia.com/gpu.product"
 
 
@@ -84,7 +84,8 @@ def pod_reason(pod: Mapping[str, Any], events: Sequence[Mapping[str, Any]] = ())
     return ""
 
 
-def _job_state(job: Mapping[str, Any]) -> tuple[str, str]:
+def job_state(job: Mapping[str, Any]) -> tuple[JobState, str]:
+    """A Job's state from its conditions and counters, and the reason the Job gives for a failure."""
     status = job.get("status") or {}
     for cond in status.get("conditions") or []:
         if cond.get("status") != "True":
@@ -110,7 +111,7 @@ def classify(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]],
     """State, age, node, GPU and reason of one cell."""
     if job is None:
         return {"state": "not submitted"}
-    state, reason = _job_state(job)
+    state, reason = job_state(job)
     created = _time((job.get("metadata") or {}).get("creationTimestamp"))
     pod = _latest_pod(pods)
     node = gpu = ""

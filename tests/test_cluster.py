@@ -21,7 +21,7 @@ def project(tmp_path, kubeconfig):
     shutil.copytree(ROOT / "examples" / "quickstart", root)
     (root / ".env").write_text("S3_BUCKET_NAME=example\nAWS_SECRET_ACCESS_KEY=hush\n")
     (root / "config" / "kube.yaml").write_text(
-        (root / "config" / "kube.yaml").read_text().replace("my-namespace", "lab"))
+        (root / "config" / "kube.yaml").read_text().replace("my-namespace", "lab") + "api_retry_seconds: 3\n")
     return root
 
 
@@ -130,8 +130,8 @@ def test_transient_errors_are_retried(project, kube):
 
 def test_persistent_failure_is_counted_and_exits_nonzero(project, kube):
     kube.fail("POST", "/jobs$", 500, times=50)
-    code, out, _ = run(project, "job")
-    assert code == 1 and "4 failed" in out and "API error 500" in out
+    code, out, err = run(project, "job")
+    assert code == 1 and "4 failed" in out and "API error 500" in err
 
 
 @pytest.mark.parametrize("status, body, message", [
@@ -142,7 +142,8 @@ def test_persistent_failure_is_counted_and_exits_nonzero(project, kube):
 def test_list_errors_are_one_line(project, kube, status, body, message):
     kube.fail("GET", "/jobs$", status, body=body)
     code, out, err = run(project, "job")
-    assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and message in errors[0]
     assert kube.objects("jobs") == []
 
 
@@ -150,16 +151,16 @@ def test_invalid_object_names_the_field(project, kube):
     body = {"kind": "Status", "code": 422, "reason": "Invalid", "message": "Job is invalid",
             "details": {"causes": [{"field": "spec.template.spec.containers[0].image", "message": "Required value"}]}}
     kube.fail("POST", "/jobs$", 422, times=4, body=body)
-    code, out, _ = run(project, "job")
-    assert code == 1 and "invalid: spec.template.spec.containers[0].image: Required value" in out
+    code, out, err = run(project, "job")
+    assert code == 1 and "invalid: spec.template.spec.containers[0].image: Required value" in err
 
 
 def test_quota_exceeded(project, kube):
     body = {"kind": "Status", "code": 403, "reason": "Forbidden",
             "message": 'jobs "x" is forbidden: exceeded quota: gpu-quota, requested: requests.nvidia.com/gpu=1'}
     kube.fail("POST", "/jobs$", 403, times=4, body=body)
-    code, out, _ = run(project, "job")
-    assert code == 1 and "quota exceeded in namespace lab: " in out
+    code, out, err = run(project, "job")
+    assert code == 1 and "quota exceeded in namespace lab: " in err
 
 
 def test_unreachable_server_and_missing_kubeconfig(project, tmp_path, monkeypatch):
@@ -180,13 +181,14 @@ def test_dryrun_contacts_no_cluster(project, tmp_path, monkeypatch, kube):
 
 
 def test_pod_created_once(project, kube):
-    code, out, _ = run(project, "pod")
+    code, out, err = run(project, "pod")
     assert code == 0
-    assert out.splitlines() == ["pod/my-user-example-interactive-pod created",
-                                "Open a shell when it runs: kubectl exec -it my-user-example-interactive-pod -- /bin/bash"]
+    assert out.splitlines() == ["pod/my-user-example-interactive-pod created"]
+    assert err.splitlines() == ["Open a shell when it runs: kubectl exec -it my-user-example-interactive-pod -n lab "
+                                "-- /bin/bash"]
     assert names(kube, "pods") == ["my-user-example-interactive-pod"]
     code, out, err = run(project, "pod")
-    assert code == 1 and "already exists" in err
+    assert code == 1 and "already exists" in err and "make delete_pod" in err and "pod=NAME" in err
     code, out, _ = run(project, "pod", "--dry-run", "--name", "other")
     assert code == 0 and "name: other" in out
 
@@ -210,8 +212,8 @@ def test_delete_touches_only_my_objects_after_confirmation(project, kube):
     code, out, _ = run(project, "delete", stdin="n\n")
     assert code == 1 and "Nothing deleted." in out and len(kube.objects("jobs")) == 5
     code, out, _ = run(project, "delete", stdin="y\n")
-    assert code == 0 and out.count(" deleted") == 5
-    assert names(kube) == ["bob-job"]
+    assert code == 0 and out.count(" deleted") == 6 and "secret/example-env-" in out   # 4 jobs, the pod, .env
+    assert names(kube) == ["bob-job"] and names(kube, "secrets") == []
     assert names(kube, "pods") == ["bob-pod", "my-other-project-pod"]
 
 
@@ -243,9 +245,18 @@ def copy_setup(project, kube, files: str, phase: str) -> None:
     """A project whose file: section lists `files`, and a pod p1 in `phase`."""
     (project / "src" / "extra.py").write_text("print('patched')\n")
     lf = project / "config" / "launch.yaml"
-    lf.write_text(f"file: [{files}]\n" + lf.read_text())
-    kube.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": "lab"},
-               "spec": {}, "status": {"phase": phase}})
+    lf.write_text(f"file: [{files}]\nworkdir: /workspace/example\n" + lf.read_text())
+    kube.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": "lab", "labels": {
+        "user": "my-user", "project": "example"}}, "spec": {}, "status": {"phase": phase}})
+    kube.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bobs", "namespace": "lab", "labels": {
+        "user": "bob", "project": "example"}}, "spec": {}, "status": {"phase": "Running"}})
+
+
+def test_copy_refuses_another_users_pod(project, kube):
+    copy_setup(project, kube, "src/extra.py", "Running")
+    code, _, err = run(project, "copy", "--pod", "bobs")
+    assert code == 1 and "belongs to user 'bob' of project 'example'" in err
+    assert not [r for r in kube.requests() if "exec" in r["path"]]
 
 
 def test_copy_needs_a_running_pod(project, kube):
@@ -258,7 +269,7 @@ def test_copy_sends_the_files_into_a_running_pod(project, kube):
     copy_setup(project, kube, "src/extra.py, data/1.txt", "Running")
     code, out, err = run(project, "copy", "--pod", "p1")
     assert code == 0, err
-    assert out.splitlines() == ["Copied data/1.txt to pod/p1:/workspace/example/data/1.txt",
-                                "Copied src/extra.py to pod/p1:/workspace/example/src/extra.py"]
+    assert out.splitlines() == ["Copied data/1.txt to pod/p1 (/workspace/example)",
+                                "Copied src/extra.py to pod/p1 (/workspace/example)"]
     assert kube.pod_file("p1", "/workspace/example/src/extra.py") == "print('patched')\n"
     assert kube.pod_file("p1", "/workspace/example/data/1.txt") == "1,2,3\n"

@@ -120,5 +120,5 @@ def test_print_config_shows_merged_settings_and_hides_secrets(tmp_path):
     result = launch(tmp_path, "print-config")
     assert result.returncode == 0, result.stderr
     assert "memory: 8" in result.stdout and "namespace: lab" in result.stdout
-    assert "AWS_SECRET_ACCESS_KEY: <redacted>" in result.stdout
+    assert "AWS_SECRET_ACCESS_KEY: \"<redacted>\"" in result.stdout
     assert "s3cr3t" not in result.stdout

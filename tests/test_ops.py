@@ -24,7 +24,8 @@ def pod_for(job, phase, node="", container=None, conditions=()):
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": f"{name}-abcde", "namespace": "lab",
                          "labels": {**job["metadata"]["labels"], "job-name": name},
-                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": "u"}]},
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
+                                              "uid": job["metadata"].get("uid", "u")}]},
             "spec": {"nodeName": node} if node else {}, "status": st}
 
 

@@ -1,0 +1,446 @@
+"""The cluster workflows as typed functions: render, plan and submit, delete, status, smoke, logs, pod, copy.
+
+Nothing here prints or parses arguments: each function takes settings, runs and a Gateway and returns a
+dataclass; launch.py decides what the user sees. Everything a function needs is checked before its first call.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+from . import grid, provenance, render, status
+from .cluster import AlreadyExists, Gateway, NotFound, require_owned
+from .config import Config
+from .errors import ClusterError, ToolboxError, UsageError
+from .model import Project, Run, RunSettings
+from .plan import Action, plan
+from .render import Rendered
+
+WORKERS = 8
+Outcome = Literal["created", "replaced", "unchanged", "changed", "failed"]
+FILES_ANNOTATION = "kube-toolbox/files"
+
+
+def selector(project: Project) -> str:
+    return f"user={project.user},project={project.project_name}"
+
+
+def gateway(project: Project) -> Gateway:
+    return Gateway.for_project(project, workers=WORKERS)
+
+
+# --- rendering -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RenderedGrid:
+    jobs: list[Rendered]
+    objects: list[dict]                 # the Secrets and ConfigMaps the Jobs refer to
+
+
+def render_grid(runs: Sequence[Run], project: Project, annotations: Mapping[str, str] | None = None) -> RenderedGrid:
+    """Every Job of the selection and what they need, each checked, before any output or API call."""
+    renderer = render.Renderer(project, annotations)
+    jobs = [renderer.job(run) for run in runs]
+    return RenderedGrid(jobs, list(renderer.objects.values()))
+
+
+def printable(objects: Sequence[Mapping[str, Any]], workloads: Sequence[Rendered]) -> list[tuple[str, str]]:
+    """(file name, YAML text) of what a dry run shows: Secrets are named in a comment, never printed."""
+    out: list[tuple[str, str]] = []
+    for obj in objects:
+        name = obj["metadata"]["name"]
+        if obj["kind"] == "Secret":
+            out.append((f"secret-{name}.yaml", f"# Secret {name} holds the .env values; `make job` creates it "
+                                               f"(it is not printed)\n"))
+        else:
+            out.append((f"{obj['kind'].lower()}-{name}.yaml", render.document(obj)))
+    out.extend((f"{w.kind.lower()}-{w.name}.yaml", w.text) for w in workloads)
+    return out
+
+
+def stream_text(docs: Sequence[tuple[str, str]]) -> str:
+    """The multi-document stream `kubectl create -f -` reads (comment-only parts stay comments)."""
+    return "---\n".join(text for _, text in docs)
+
+
+def write_build(root: Path, folder: str, docs: Sequence[tuple[str, str]]) -> Path:
+    """Write each document under build/<folder>/, replacing the previous dry run's files."""
+    target = root / "build" / folder
+    target.mkdir(parents=True, exist_ok=True)
+    for old in target.glob("*.yaml"):
+        old.unlink()
+    for name, text in docs:
+        (target / name).write_text(text)
+    return target
+
+
+# --- submitting -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JobResult:
+    name: str
+    message: str                        # the plan's sentence
+    outcome: Outcome
+    error: str | None = None
+
+
+@dataclass
+class SubmitReport:
+    results: list[JobResult] = field(default_factory=list)
+    calls: int = 0
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(r.outcome == outcome for r in self.results)
+
+    @property
+    def failed(self) -> bool:
+        return any(r.outcome == "failed" for r in self.results)
+
+
+def ensure(gw: Gateway, project: Project, obj: Mapping[str, Any]) -> bool:
+    """Create a content-addressed Secret/ConfigMap; one of that name must be ours and hold the same data."""
+    name = obj["metadata"]["name"]
+    try:
+        gw.create(obj)
+        return True
+    except AlreadyExists:
+        current = gw.get(obj["kind"], name)
+        require_owned(current, project, f"{obj['kind']} '{name}'")
+        if (current.get("data") or {}) != (obj.get("data") or {}):
+            raise ClusterError(f"{obj['kind']} '{name}' exists with other data; delete it "
+                               f"(`make delete`) and submit again") from None
+        return False
+
+
+def _same_spec(gw: Gateway, job: Rendered) -> bool:
+    """Does the Job now under this name carry this spec hash (an earlier attempt that went through)?"""
+    try:
+        current = gw.get("Job", job.name)
+    except NotFound:
+        return False
+    meta = current.get("metadata") or {}
+    return not meta.get("deletionTimestamp") and \
+        (meta.get("annotations") or {}).get(render.ANNOTATION_SPEC) == job.spec_hash
+
+
+def create_or_replace(gw: Gateway, project: Project, job: Rendered, existing: Mapping[str, Any] | None,
+                      wait: float = 60.0) -> Outcome:
+    """Create a Job; to replace, delete exactly the (owned) one seen, then create while it terminates."""
+    replace = existing is not None
+    if existing is not None:
+        require_owned(existing, project, f"Job '{job.name}'")
+        try:
+            gw.delete("Job", job.name, uid=(existing.get("metadata") or {}).get("uid"))
+        except NotFound:
+            pass
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            gw.create(job.manifest)
+            return "replaced" if replace else "created"
+        except AlreadyExists:
+            if _same_spec(gw, job):            # a retried create whose first attempt went through
+                return "replaced" if replace else "created"
+            if not replace:
+                require_owned(gw.get("Job", job.name), project, f"Job '{job.name}'")
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def filter_states(jobs: Sequence[Rendered], existing: Mapping[str, Mapping[str, Any]],
+                  states: frozenset[str]) -> list[Rendered]:
+    """`only=failed` / `only=missing`: just those cells."""
+    if not states:
+        return list(jobs)
+    keep = []
+    for job in jobs:
+        current = existing.get(job.name)
+        if ("missing" in states and current is None) or \
+                ("failed" in states and current is not None and status.job_state(current)[0] == "failed"):
+            keep.append(job)
+    return keep
+
+
+def submit(gw: Gateway, project: Project, rendered: RenderedGrid, selection: grid.Selection,
+           overwrite: bool = False, report: Callable[[JobResult], None] | None = None) -> SubmitReport:
+    """Plan against the Jobs already there (one paged list), create what is needed, `report` each result."""
+    existing = {j["metadata"]["name"]: j for j in gw.list("Job", selector(project))}
+    actions = plan(filter_states(rendered.jobs, existing, selection.states), existing, overwrite=overwrite)
+    if actions and actions[0].submits:
+        actions[0].job.manifest                 # a broken project template fails before the first call
+    result = SubmitReport()
+    if any(a.submits for a in actions):
+        for obj in rendered.objects:
+            ensure(gw, project, obj)
+
+    def one(action: Action) -> Outcome:
+        return create_or_replace(gw, project, action.job, existing.get(action.name) if action.kind == "replace"
+                                 else None)
+
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = {a.name: pool.submit(one, a) for a in actions if a.submits}
+        for action in actions:
+            if not action.submits:
+                item = JobResult(action.name, action.message, action.kind)  # type: ignore[arg-type]
+            else:
+                try:
+                    item = JobResult(action.name, action.message, futures[action.name].result())
+                except ToolboxError as err:
+                    item = JobResult(action.name, action.message, "failed", str(err))
+            result.results.append(item)
+            if report:
+                report(item)
+    result.calls = gw.calls
+    return result
+
+
+# --- deleting ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Target:
+    kind: Literal["Job", "Pod", "Secret", "ConfigMap"]
+    name: str
+    uid: str | None = None
+
+
+@dataclass
+class DeleteReport:
+    deleted: list[Target] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _owned_by_job(pod: Mapping[str, Any]) -> bool:
+    return any(o.get("kind") == "Job" for o in (pod.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def _target(kind: Any, obj: Mapping[str, Any]) -> Target:
+    meta = obj.get("metadata") or {}
+    return Target(kind, meta["name"], meta.get("uid"))
+
+
+def find_owned(gw: Gateway, project: Project, kind: Literal["job", "pod", "all"],
+               failed_only: bool = False) -> list[Target]:
+    """The user's own Jobs and standalone Pods of this project (one label selector), nothing else."""
+    sel = selector(project)
+    jobs = gw.list("Job", sel) if kind in ("job", "all") else []
+    if failed_only:
+        jobs = [j for j in jobs if status.job_state(j)[0] == "failed"]
+    pods = [p for p in gw.list("Pod", sel) if not _owned_by_job(p)] if kind in ("pod", "all") else []
+    return [_target("Job", j) for j in jobs] + [_target("Pod", p) for p in pods]
+
+
+def _referenced(workload: Mapping[str, Any]) -> set[str]:
+    spec = workload.get("spec") or {}
+    pod = (spec.get("template") or {}).get("spec") or spec
+    names = {v["configMap"]["name"] for v in pod.get("volumes") or [] if v.get("configMap")}
+    for c in (pod.get("containers") or []) + (pod.get("initContainers") or []):
+        names.update(e["secretRef"]["name"] for e in c.get("envFrom") or [] if e.get("secretRef"))
+    return names
+
+
+def unused_extras(gw: Gateway, project: Project, gone: Sequence[Target]) -> list[Target]:
+    """The toolbox's own Secrets/ConfigMaps that no remaining Job or Pod of the user refers to."""
+    sel = selector(project)
+    removed = {(t.kind, t.name) for t in gone}
+    used: set[str] = set()
+    for kind in ("Job", "Pod"):
+        for obj in gw.list(kind, sel):                                     # type: ignore[arg-type]
+            if (kind, obj["metadata"]["name"]) not in removed and not (kind == "Pod" and _owned_by_job(obj)):
+                used |= _referenced(obj)
+    prefix = f"{project.project_name}-"
+    out = []
+    for kind, infix in (("Secret", "-env-"), ("ConfigMap", "-files-")):
+        for obj in gw.list(kind, sel):                                     # type: ignore[arg-type]
+            name = obj["metadata"]["name"]
+            if name.startswith(prefix) and infix in name and name not in used:
+                out.append(_target(kind, obj))
+    return out
+
+
+def delete(gw: Gateway, targets: Sequence[Target], report: Callable[[Target, str | None], None] | None = None
+           ) -> DeleteReport:
+    """Delete each target (exactly the object listed: its uid is a precondition); already gone is fine."""
+    from concurrent.futures import ThreadPoolExecutor
+    result = DeleteReport()
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = [pool.submit(gw.delete, t.kind, t.name, t.uid) for t in targets]
+        for target, future in zip(targets, futures):
+            error = None
+            try:
+                future.result()
+            except NotFound:
+                pass
+            except ClusterError as err:
+                error = str(err)
+            if error:
+                result.errors.append(error)
+            else:
+                result.deleted.append(target)
+            if report:
+                report(target, error)
+    return result
+
+
+# --- status, logs ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StatusReport:
+    cells: list[status.Cell]
+    orphans: list[status.Cell]
+    calls: int
+
+
+def node_gpus(gw: Gateway) -> dict[str, str]:
+    """GPU product per node; namespace-only users may not list nodes: then the column stays empty."""
+    try:
+        nodes = gw.list("Node", namespaced=False)
+    except ClusterError as err:
+        if err.status == 403:
+            return {}
+        raise
+    return {n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get(status.GPU_LABEL, "") for n in nodes}
+
+
+def collect_status(gw: Gateway, project: Project, runs: Sequence[Run]) -> StatusReport:
+    """Four paged list calls whatever the grid size: jobs, pods, pod events, nodes."""
+    sel = selector(project)
+    jobs = gw.list("Job", sel)
+    pods = gw.list("Pod", sel)
+    events = gw.list("Event", field_selector="involvedObject.kind=Pod")
+    head = provenance.read(project.root).commit
+    cells, orphans = status.cells(runs, jobs, pods, events, node_gpus(gw), head)
+    return StatusReport(cells, orphans, gw.calls)
+
+
+def resolve_job(cfg: Config, name: str) -> str:
+    """A job name, or a `key=value` selection that picks exactly one cell."""
+    if not name:
+        raise UsageError("logs: expected name=JOB or name='key=value ...' (see `make status` for names)")
+    if "=" not in name:
+        return name
+    runs = grid.build_runs(cfg, name)
+    if len(runs) != 1:
+        raise UsageError(f"logs: name={name!r} selects {len(runs)} cells; expected exactly one "
+                         f"({', '.join(r.name for r in runs[:5])}{'...' if len(runs) > 5 else ''})")
+    return runs[0].name
+
+
+def latest_pod(gw: Gateway, project: Project, job_name: str) -> dict:
+    """The newest pod of one of the user's Jobs (the Job's owner is checked first)."""
+    try:
+        job = gw.get("Job", job_name)
+    except NotFound:
+        raise ClusterError(f"job '{job_name}' not found (not submitted, or deleted)", 404) from None
+    require_owned(job, project, f"Job '{job_name}'")
+    uid = (job.get("metadata") or {}).get("uid")
+    pods = [p for p in gw.list("Pod", f"job-name={job_name}")
+            if not uid or any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences") or [])
+            or not p["metadata"].get("ownerReferences")]
+    if not pods:
+        raise ClusterError(f"job '{job_name}' has no pod (still pending creation, or cleaned up)")
+    return max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+
+
+# --- smoke ------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SmokeResult:
+    name: str
+    model: str
+    dataset: str
+    state: str
+    reason: str = ""
+    log_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "succeeded"
+
+
+def smoke(gw: Gateway, cfg: Config, selection: grid.Selection, timeout: float, poll: float,
+          started: Callable[[Run], None] | None = None) -> SmokeResult:
+    """Submit the first selected cell (with `smoke:` overrides), wait until it ends or `timeout`, report."""
+    runs = grid.build_runs(cfg, grid.Selection(selection.text, selection.filters),
+                           overrides=dict(cfg.smoke) or {"_smoke": True})
+    if not runs:
+        raise UsageError("smoke: no combination selected")
+    run = runs[0]
+    project = cfg.project
+    rendered = render_grid([run], project)
+    job = rendered.jobs[0]
+    try:
+        existing: dict | None = gw.get("Job", run.name)
+    except NotFound:
+        existing = None
+    if existing is not None:
+        require_owned(existing, project, f"Job '{run.name}'")
+    for obj in rendered.objects:
+        ensure(gw, project, obj)
+    create_or_replace(gw, project, job, existing)
+    if started:
+        started(run)
+    deadline = time.monotonic() + timeout
+    info: dict[str, Any] = {"state": "pending"}
+    pods: list[dict] = []
+    while True:
+        try:
+            current: dict | None = gw.get("Job", run.name)
+        except NotFound:
+            current = None
+        pods = gw.list("Pod", f"job-name={run.name}")
+        info = status.classify(current, pods, [], {}, datetime.now(timezone.utc))
+        if info["state"] in ("succeeded", "failed") or time.monotonic() >= deadline:
+            break
+        time.sleep(poll)
+    tail = ""
+    if info["state"] == "failed" and pods:
+        pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+        try:
+            tail = gw.logs(pod["metadata"]["name"], tail=20)
+        except ClusterError:
+            tail = ""
+    return SmokeResult(run.name, run.model, run.dataset, info["state"], info.get("reason") or "", tail)
+
+
+# --- the interactive pod, copy -------------------------------------------------------------------------------------
+
+def start_pod(gw: Gateway, project: Project, pod: Rendered, objects: Sequence[Mapping[str, Any]]) -> None:
+    """Create the interactive pod; a pod of that name already there is a one-line error saying what to do."""
+    for obj in objects:
+        ensure(gw, project, obj)
+    try:
+        gw.create(pod.manifest)
+    except AlreadyExists:
+        current = gw.get("Pod", pod.name)
+        require_owned(current, project, f"Pod '{pod.name}'")
+        phase = (current.get("status") or {}).get("phase") or "unknown"
+        raise ClusterError(f"pod/{pod.name} already exists ({phase}): open it with `kubectl exec -it {pod.name} "
+                           f"-n {project.namespace} -- /bin/bash`, delete it with `make delete_pod`, or start "
+                           f"another with `make pod pod=NAME`", 409) from None
+
+
+def copy_files(gw: Gateway, project: Project, settings: RunSettings, pod: str, files: Sequence[str]) -> str:
+    """Send the files as a tar stream into the pod's working directory (kubectl cp's way); returns the folder."""
+    current = gw.get("Pod", pod)
+    require_owned(current, project, f"Pod '{pod}'")
+    phase = (current.get("status") or {}).get("phase")
+    if phase != "Running":
+        raise ClusterError(f"pod '{pod}' is {phase or 'not running'}; expected Running (copy needs a live pod)")
+    import io
+    import tarfile
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, path in render.shipped(project, files).items():
+            tar.add(str(path), arcname=name)
+    where = render.workdir(settings)
+    command = ["tar", "xmf", "-"] + (["-C", where] if where else [])
+    result = gw.exec(pod, command, buffer.getvalue())
+    if result and result.get("status") != "Success":
+        raise ClusterError(f"copy into pod '{pod}' failed: {result.get('message') or result}")
+    return where or "the pod's working directory"

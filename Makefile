@@ -49,7 +49,7 @@ logs: ## logs of one cell: name=JOB or name='model=a dataset=d' (follow=1 stream
 smoke: ## run the first combination as a Job with the smoke: overrides, wait, report
 	@$(LAUNCH) smoke $(ONLY)
 
-dryrun: ## print every Job manifest, contact no cluster (also written under build/)
+dryrun: ## print every Job manifest, contact no cluster (also written to build/jobs.yaml)
 	@$(LAUNCH) dryrun $(ONLY)
 
 pod: ## start the interactive pod (pod=NAME to name it)

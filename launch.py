@@ -114,11 +114,11 @@ def cmd_dryrun(args: argparse.Namespace) -> int:
     from kube import operations
     cfg, _, runs = _runs(args)
     rendered = operations.render_grid(runs, cfg.project, _provenance(cfg.project, False).annotations())
-    docs = operations.printable(rendered.objects, rendered.jobs)
-    sys.stdout.write(operations.stream_text(docs))
+    text = operations.stream_text(rendered.objects, rendered.jobs)
+    sys.stdout.write(text)
     sys.stdout.flush()
-    target = operations.write_build(cfg.project.root, "jobs", docs)
-    err(f"# {plural(len(rendered.jobs), 'job')} written to {target.relative_to(cfg.project.root)}/")
+    target = operations.write_build(cfg.project.root, "jobs", text)
+    err(f"# {plural(len(rendered.jobs), 'job')} written to {target.relative_to(cfg.project.root)}")
     return 0
 
 
@@ -207,9 +207,9 @@ def cmd_pod(args: argparse.Namespace) -> int:
     project = cfg.project
     pod, objects = render.render_pod(project, cfg.base_settings, args.name)
     if args.dry_run:
-        docs = operations.printable(objects, [pod])
-        sys.stdout.write(operations.stream_text(docs))
-        operations.write_build(project.root, "pod", docs)
+        text = operations.stream_text(objects, [pod])
+        sys.stdout.write(text)
+        operations.write_build(project.root, "pod", text)
         return 0
     operations.start_pod(operations.gateway(project), project, pod, objects)
     out(f"pod/{pod.name} created")
@@ -307,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("job", cmd_job, "submit one Kubernetes Job per selected combination", [grid_args, wait])
     p.add_argument("--overwrite", action="store_true", help="replace running or succeeded jobs too")
     p.add_argument("--smoke", action="store_true", help="launch the grid only if a smoke run succeeds")
-    add("dryrun", cmd_dryrun, "print every Job manifest (and write them under build/), no cluster contact",
+    add("dryrun", cmd_dryrun, "print every Job manifest (also written to build/jobs.yaml), no cluster contact",
         [grid_args])
     add("smoke", cmd_smoke, "run the first combination as a Job (with smoke: overrides) and wait for it",
         [grid_args, wait])

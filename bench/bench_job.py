@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import launch  # noqa: E402
 from kube import config, grid  # noqa: E402
-from kube.cluster_cli import render_grid  # noqa: E402
+from kube.operations import render_grid  # noqa: E402
 from tests.kube_fixtures import Control, start_server, write_kubeconfig  # noqa: E402
 
 
@@ -49,8 +49,7 @@ def baseline_submit(root: Path) -> None:
     kconfig.load_kube_config(config_file=os.environ["KUBECONFIG"])
     batch = client.BatchV1Api()
     cfg = config.load(root)
-    manifests, _ = render_grid(grid.build_runs(cfg), cfg.project)
-    for manifest in manifests:
+    for manifest in (job.manifest for job in render_grid(grid.build_runs(cfg), cfg.project).jobs):
         try:
             batch.read_namespaced_job(manifest["metadata"]["name"], "lab")
         except client.ApiException as err:

@@ -107,3 +107,19 @@ class Run:
     def public_hparams(self) -> dict[str, Any]:
         """The hparams that identify the run in names (those not starting with `_`)."""
         return {k: v for k, v in self.hparams.items() if not k.startswith("_")}
+
+
+def reference_table() -> str:
+    """The Markdown table of every setting, as docs/configuration.md shows it (a test keeps them equal)."""
+    def shown(name: str, f: Any) -> str:
+        if f.metadata["shown"]:
+            return f.metadata["shown"]
+        value = default_of(name)
+        if value in (None, ""):
+            return "none"
+        if isinstance(value, (tuple, dict)):
+            return "`[]`" if isinstance(value, tuple) else "`{}`"
+        return f"`{value:g}`" if isinstance(value, float) else f"`{value}`"
+    rows = ["| key | meaning | default |", "|---|---|---|"]
+    rows += [f"| `{name}` | {f.metadata['doc']} | {shown(name, f)} |" for name, f in setting_fields().items()]
+    return "\n".join(rows) + "\n"

@@ -47,33 +47,25 @@ def render_grid(runs: Sequence[Run], project: Project, annotations: Mapping[str,
     return RenderedGrid(jobs, list(renderer.objects.values()))
 
 
-def printable(objects: Sequence[Mapping[str, Any]], workloads: Sequence[Rendered]) -> list[tuple[str, str]]:
-    """(file name, YAML text) of what a dry run shows: Secrets are named in a comment, never printed."""
-    out: list[tuple[str, str]] = []
-    for obj in objects:
-        name = obj["metadata"]["name"]
-        if obj["kind"] == "Secret":
-            out.append((f"secret-{name}.yaml", f"# Secret {name} holds the .env values; `make job` creates it "
-                                               f"(it is not printed)\n"))
-        else:
-            out.append((f"{obj['kind'].lower()}-{name}.yaml", render.document(obj)))
-    out.extend((f"{w.kind.lower()}-{w.name}.yaml", w.text) for w in workloads)
-    return out
+def stream_text(objects: Sequence[Mapping[str, Any]], workloads: Sequence[Rendered]) -> str:
+    """The multi-document stream `kubectl create -f -` reads: Secrets are named in a comment, never printed."""
+    notes = [f"# Secret {o['metadata']['name']} (the .env values) is not printed: `make job` creates it; "
+             f"to apply this stream yourself, create it first\n" for o in objects if o["kind"] == "Secret"]
+    docs = [render.document(o) for o in objects if o["kind"] != "Secret"] + [w.text for w in workloads]
+    return "".join(notes) + "---\n".join(docs)
 
 
-def stream_text(docs: Sequence[tuple[str, str]]) -> str:
-    """The multi-document stream `kubectl create -f -` reads (comment-only parts stay comments)."""
-    return "---\n".join(text for _, text in docs)
+def write_build(root: Path, name: str, text: str) -> Path:
+    """Write the printed stream to build/<name>.yaml, replacing the previous dry run's file atomically.
 
-
-def write_build(root: Path, folder: str, docs: Sequence[tuple[str, str]]) -> Path:
-    """Write each document under build/<folder>/, replacing the previous dry run's files."""
-    target = root / "build" / folder
-    target.mkdir(parents=True, exist_ok=True)
-    for old in target.glob("*.yaml"):
-        old.unlink()
-    for name, text in docs:
-        (target / name).write_text(text)
+    One file whatever the grid size: `kubectl create -f build/jobs.yaml` takes it as it is, and 10,000 files
+    would cost more than rendering them.
+    """
+    target = root / "build" / f"{name}.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(text)
+    partial.replace(target)
     return target
 
 

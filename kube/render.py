@@ -312,6 +312,7 @@ class Renderer:
         self.annotations = dict(annotations or {})
         self.objects: dict[str, dict] = {}             # Secrets and ConfigMaps the Jobs refer to, by name
         self._values: dict[RunSettings, dict] = {}
+        self._labels: dict[tuple, SharedDict] = {}
         self._job = _template(project, "job.yaml.j2")
 
     def _shared(self, settings: RunSettings) -> dict:
@@ -324,7 +325,10 @@ class Renderer:
 
     def job(self, run: Run) -> Rendered:
         values = self._shared(run.settings)
-        labels = dict(run.labels)
+        key = tuple(run.labels.items())
+        labels = self._labels.get(key)
+        if labels is None:
+            labels = self._labels[key] = _shared(dict(run.labels))
         check_meta("Job", run.name, labels)
         marks = {k: _MARK + k for k in self.annotations}
         notes = {ANNOTATION_HPARAMS: json.dumps(dict(run.hparams), sort_keys=True, default=str),

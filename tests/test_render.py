@@ -136,7 +136,7 @@ def test_dotenv_goes_to_a_secret_never_into_the_job(tmp_path):
     result = launch(tmp_path, "dryrun")
     assert result.returncode == 0, result.stderr
     assert "sup3rs3cret" not in result.stdout and "AWS_SECRET_ACCESS_KEY" not in result.stdout
-    assert f"# Secret {secret['metadata']['name']} holds the .env values" in result.stdout
+    assert f"# Secret {secret['metadata']['name']} (the .env values) is not printed" in result.stdout
     written = "".join(p.read_text() for p in (tmp_path / "build").rglob("*.yaml"))
     assert "kind: Job" in written and "sup3rs3cret" not in written
 

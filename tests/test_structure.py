@@ -1,0 +1,83 @@
+"""The codebase's shape, pinned: one command line, no private imports across modules, light local runs."""
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import subprocess
+import sys
+
+import pytest
+
+from kube.config import FIELD_KINDS
+from tests.helpers import ROOT, make_project
+
+MODULES = sorted([*(ROOT / "kube").glob("*.py"), ROOT / "launch.py", ROOT / "s3utils.py"])
+
+
+def _imports(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, None
+        elif isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                yield node.module or "", alias.name
+
+
+def test_no_module_imports_another_modules_private_names():
+    offenders = [(p.name, mod, name) for p in MODULES for mod, name in _imports(p)
+                 if name and name.startswith("_") and name != "__future__" and mod != "__future__"]
+    assert offenders == []
+    for path in MODULES:          # nor reaches into one through an attribute: `status._job_state`
+        text = path.read_text()
+        assert not re.search(r"\b(config|grid|render|status|cluster|operations|plan|local|naming|command|"
+                             r"provenance|hparams|yamltext|model)\._[a-z]", text), path.name
+
+
+def test_argparse_lives_in_the_two_command_lines_only():
+    users = sorted(p.name for p in MODULES if any(m == "argparse" for m, _ in _imports(p)))
+    assert users == ["launch.py", "s3utils.py"]
+
+
+def _parser():
+    sys.path.insert(0, str(ROOT))
+    import launch
+    return launch.build_parser()
+
+
+def test_every_command_and_flag_is_documented_and_job_help_lists_only():
+    parser = _parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help and action.help != argparse.SUPPRESS, f"launch.py {name} {action.option_strings}"
+    result = subprocess.run([sys.executable, str(ROOT / "launch.py"), "job", "--help"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0 and "--only" in result.stdout and "--overwrite" in result.stdout
+
+
+@pytest.mark.parametrize("argv", [["local"], ["local", "--dry-run"], ["runs"]])
+def test_local_side_imports_no_cluster_template_or_s3_library(tmp_path, argv):
+    make_project(tmp_path, "model: {m: {command: 'true'}}\n")
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import launch; code = launch.main(sys.argv[2:]); "
+             "print(sorted(m for m in ('kubernetes', 'jinja2', 'boto3', 'botocore') if m in sys.modules)); "
+             "sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", probe, str(ROOT), *argv, "--root", str(tmp_path)],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_reference_table_is_the_declared_settings():
+    """docs/configuration.md carries the table made from kube/model.py's declarations, unchanged.
+    Regenerate: python -c 'from kube.model import reference_table; print(reference_table())'"""
+    from kube.model import reference_table
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    assert reference_table() in text
+    rows = re.findall(r"^\| `([a-z_]+)` \|", text, re.M)
+    documented = [r for r in rows if r in FIELD_KINDS]
+    assert sorted(documented) == sorted(FIELD_KINDS), set(FIELD_KINDS) ^ set(documented)
+    assert len(documented) == len(set(documented))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ import yaml
 from .errors import ConfigError
 from .hparams import Axis, is_scalar, parse_axes, type_name
 from .model import Project, RunSettings, setting_fields
-from .naming import is_label_value, is_name
+from .naming import is_label_value, is_name, volume_name
 
 KUBE_FILE = "config/kube.yaml"
 LAUNCH_FILE = "config/launch.yaml"
@@ -72,9 +73,26 @@ def check_field(kind: str, value: Any, source: str, key_path: str) -> Any:
         got = repr(value) if numeric and kind not in ("str", "opt_str", "str_list", "file_list", "str_map") \
             else type_name(value)
         raise ConfigError(source, key_path, f"expected {expected}, got {got}")
+    if kind == "file_list":
+        for entry in [value] if isinstance(value, str) else value or []:
+            if Path(entry).name == DOTENV_FILE or Path(os.path.normpath(entry)) == Path(DOTENV_FILE):
+                raise ConfigError(source, key_path, f"{entry} holds the project's secrets: .env reaches jobs as a "
+                                                    f"Secret, never through file:")
     if kind in ("str_list", "file_list"):
         return () if value is None else (value,) if isinstance(value, str) else tuple(value)
     if kind == "str_map":
+        if key_path.rsplit(".", 1)[-1] == "env":
+            for name in value:
+                if not ENV_NAME.match(name):
+                    raise ConfigError(source, f"{key_path}.{name}", "expected an environment variable name "
+                                                                    "(letters, digits, '_', '-', '.')")
+        if key_path.rsplit(".", 1)[-1] == "volumes":
+            seen: dict[str, str] = {}
+            for claim in value:
+                other = seen.setdefault(volume_name(claim), claim)
+                if other != claim:
+                    raise ConfigError(source, f"{key_path}.{claim}", f"expected claim names that stay distinct as "
+                                                                     f"volume names; it collides with {other}")
         return {k: _scalar_text(v) for k, v in value.items()}
     return value
 

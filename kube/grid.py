@@ -77,13 +77,18 @@ def _has_placeholder(value: Any) -> bool:
     return False
 
 
+SHELL_FIELDS = ("startup_script", "server_command")      # placeholders in them are quoted like in commands
+
+
 def _model_fields(entry: ModelEntry, values: Mapping[str, Any], path: str) -> dict[str, Any]:
     """The model's own overridable fields, with `<placeholders>` replaced in every string."""
     def sub(text: str, key: str) -> str:
         try:
-            return command.substitute(text, values, quote=False)
+            return command.substitute(text, values, shell=key in SHELL_FIELDS)
         except KeyError as err:
             raise ConfigError(LAUNCH_FILE, f"{path}.{key}", f"unresolved placeholder <{err.args[0]}>") from None
+        except ValueError as err:
+            raise ConfigError(LAUNCH_FILE, f"{path}.{key}", str(err)) from None
     fields = dict(entry.fields)
     for key, value in fields.items():
         if isinstance(value, str):
@@ -137,8 +142,10 @@ class _Builder:
                 return
         # `<fn>` reads the hidden hparam `_fn` too (the reference's example), unless `fn` itself exists.
         values = {**builtins, **{k[1:]: v for k, v in hparams.items() if k.startswith("_")}, **hparams}
-        settings = self.settings(model, dataset, values, hparams)
+        settings = self.settings(model, dataset, {**values, "name": ""} if "name" not in values else values, hparams)
         name = run_name(settings.prefix, project.project_name, model, dataset, name_parts, hparams, project.user)
+        if "name" not in values and any("<name>" in str(v) for v in config.models[model].fields.values()):
+            settings = self.settings(model, dataset, {**values, "name": name}, hparams)    # `<name>` in env, image
         if "name" in filters and name not in filters["name"]:
             return
         values.setdefault("name", name)

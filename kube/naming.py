@@ -78,3 +78,8 @@ def is_name(text: str) -> bool:
 
 def is_label_value(text: str) -> bool:
     return len(text) <= MAX_NAME and bool(LABEL_VALUE_RE.match(text))
+
+
+def volume_name(claim: str) -> str:
+    """The pod volume name of a PVC mount (two claims must not fold to the same one)."""
+    return ("pvc-" + sanitize(claim)[:50]).rstrip("-")

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 from . import yamltext
 from .errors import ConfigError
 from .model import Project, Run, RunSettings
-from .naming import is_label_value, is_name, sanitize
+from .naming import is_label_value, is_name, sanitize, volume_name
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 ANNOTATION_SPEC = "kube-toolbox/spec-hash"
@@ -263,10 +263,10 @@ def _workload_values(project: Project, s: RunSettings, extras: Extras) -> dict:
     mounts = [{"name": "dshm", "mountPath": "/dev/shm"}, {"name": "ssh-key", "mountPath": SSH_MOUNT, "readOnly": True}]
     seen: dict[str, str] = {}
     for pvc, path in s.volumes.items():
-        vol = ("pvc-" + sanitize(pvc)[:50]).rstrip("-")
-        if vol in seen:
-            raise ConfigError("config/launch.yaml", f"volumes.{pvc}", f"its volume name {vol} collides with "
-                                                                      f"volumes.{seen[vol]}'s")
+        vol = volume_name(pvc)
+        if vol in seen:          # levels merged key by key can still bring two colliding claims together
+            raise ConfigError("config/launch.yaml", f"volumes.{pvc}", f"expected claim names that stay distinct "
+                                                                      f"as volume names; it collides with {seen[vol]}")
         seen[vol] = pvc
         volumes.append({"name": vol, "persistentVolumeClaim": {"claimName": pvc}})
         mounts.append({"name": vol, "mountPath": path})

@@ -4,17 +4,59 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence, TextIO
+from types import FrameType
+from typing import Any, Mapping, Sequence, TextIO
 
-from .config import local_environment
-from .errors import RunError
+from .errors import ConfigError, RunError
 from .model import Project, Run, RunSettings
 
 TOOLBOX_DIR = Path(__file__).resolve().parent.parent
+
+# Signals that stop a local run. SIGHUP too: a command in its own session no longer gets the terminal's hangup,
+# so without forwarding it, closing the terminal would leave the command running without the launcher.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+DEFAULT_GRACE_PERIOD = 10.0
+GRACE_ENV = "KUBE_TOOLBOX_GRACE_PERIOD"   # overrides the `grace_period` setting when set (tests, operators)
+POLL_SECONDS = 0.05                       # how often the deadline and the group's members are checked
+KILL_WAIT_SECONDS = 5.0                   # after SIGKILL, how long to wait for the group to disappear
+
+
+class Interrupted(RunError):
+    """A signal stopped the local runs; the exit status is 128 + its number, as shells report it (130, 143)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_status = 128 + signum
+
+
+def local_environment(project: Project, settings: RunSettings) -> dict[str, str]:
+    """Environment of a local run: the shell's, then `env:` from the configs, then `.env` (which wins)."""
+    return {**os.environ, **settings.env, **project.dotenv}
+
+
+def grace_period(settings: RunSettings) -> float:
+    """Seconds a signalled command gets to save its work before its group is killed.
+
+    KUBE_TOOLBOX_GRACE_PERIOD, when set, overrides the `grace_period` setting (tests and operators use it).
+    """
+    text = os.environ.get(GRACE_ENV)
+    if text is None:
+        return max(0.0, float(getattr(settings, "grace_period", DEFAULT_GRACE_PERIOD)))
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ConfigError(GRACE_ENV, "", f"expected a number of seconds >= 0, got {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -76,22 +118,154 @@ def header(run: Run) -> str:
 
 @dataclass
 class Summary:
+    """What became of each run: the closing line, and the message of RunError or Interrupted."""
+
     succeeded: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    interrupted: str | None = None       # the run that was going when the signal came
+    signal_name: str | None = None       # set when a signal stopped the runs
 
     def line(self) -> str:
         text = f"{len(self.succeeded)} succeeded, {len(self.failed)} failed"
         if self.failed:
             text += ": " + ", ".join(self.failed)
+        if self.interrupted:
+            text += f", interrupted: {self.interrupted}"
         if self.skipped:
-            text += f" ({len(self.skipped)} not run after the first failure)"
+            why = "the interruption" if self.signal_name else "the first failure"
+            text += f" ({len(self.skipped)} not run after {why})"
         return text
+
+
+def _killpg(pgid: int, signum: int) -> None:
+    """Signal a whole process group; one that is already gone is fine."""
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs; zombies don't count (a PID 1 that never reaps keeps them)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        state, _ppid, pgrp = text[text.rfind(")") + 2:].split()[:3]
+        if state not in "ZX" and int(pgrp) == pgid:
+            return True
+    return False
+
+
+class SignalGuard:
+    """While local runs go on, SIGINT/SIGTERM/SIGHUP stop them cleanly instead of killing only the launcher.
+
+    The command runs in its own session, so a terminal's Ctrl-C reaches the launcher alone; the launcher
+    forwards the signal to the command's whole group, gives it `grace` seconds to save its work, then sends
+    SIGKILL to the group. A second signal kills at once. The handlers never raise: the main thread polls, so
+    no exception can land in the middle of subprocess bookkeeping.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None       # the first signal received
+        self.count = 0
+        self.pgid: int | None = None         # group of the command now running
+        self.grace = DEFAULT_GRACE_PERIOD
+        self.deadline: float | None = None   # when the group gets SIGKILL, once a signal was forwarded
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> SignalGuard:
+        if threading.current_thread() is not threading.main_thread():
+            return self                      # Python only lets the main thread set handlers
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) == signal.SIG_IGN:
+                continue                     # ignored when we started (nohup, `&`): keep ignoring it
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        if self.signum is None:
+            self.signum = signum
+        if self.pgid is None:
+            return
+        if self.deadline is None:
+            self._forward()
+        else:                                # a second signal: no more grace
+            self.deadline = time.monotonic()
+            _killpg(self.pgid, signal.SIGKILL)
+
+    def _forward(self) -> None:
+        assert self.pgid is not None and self.signum is not None
+        self.deadline = time.monotonic() + self.grace
+        _killpg(self.pgid, self.signum)
+
+    def run(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], grace: float) -> int | None:
+        """Run argv in a new session and return its exit status; None if a signal came before it started."""
+        if self.signum is not None:
+            return None
+        self.grace = grace
+        proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), start_new_session=True)
+        try:
+            self.pgid = proc.pid
+            if self.signum is not None and self.deadline is None:
+                self._forward()              # the signal came while the command was starting
+            code = self._wait(proc)
+        finally:
+            if proc.returncode is None:      # the launcher is leaving early: take the command with it
+                _killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            self.pgid = None                 # from here on a signal is only recorded
+            if self.deadline is not None:
+                self._end_group(proc.pid)
+            self.deadline = None
+        return code
+
+    def _wait(self, proc: subprocess.Popen) -> int:
+        """Wait for the command; once its grace has run out, SIGKILL its group."""
+        while True:
+            timeout = POLL_SECONDS * 4
+            if self.deadline is not None:    # wake up at the deadline, not up to a poll later
+                timeout = min(max(self.deadline - time.monotonic(), 0.01), POLL_SECONDS)
+            try:
+                return proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                if self.deadline is not None and time.monotonic() >= self.deadline:
+                    _killpg(proc.pid, signal.SIGKILL)
+
+    def _end_group(self, pgid: int) -> None:
+        """The leader is gone; its group's other processes get the rest of the grace, then SIGKILL."""
+        assert self.deadline is not None
+        while group_alive(pgid) and time.monotonic() < self.deadline:
+            time.sleep(POLL_SECONDS)
+        _killpg(pgid, signal.SIGKILL)
+        give_up = time.monotonic() + KILL_WAIT_SECONDS
+        while group_alive(pgid) and time.monotonic() < give_up:
+            time.sleep(POLL_SECONDS / 5)
 
 
 def run_all(runs: Sequence[Run], *, keep_going: bool = True, dry_run: bool = False,
             out: TextIO = sys.stdout) -> Summary:
-    """Run each combination with `bash -c`; report failures and raise RunError at the end if any."""
+    """Run each combination with `bash -c`; report failures and raise RunError at the end if any.
+
+    A stop signal ends the current command (see SignalGuard), runs nothing more and raises Interrupted.
+    """
     summary = Summary()
     if not runs:
         return summary
@@ -102,25 +276,32 @@ def run_all(runs: Sequence[Run], *, keep_going: bool = True, dry_run: bool = Fal
         for run in runs:
             print(command_for(run), file=out)
         return summary
+    graces = [grace_period(run.settings) for run in runs]    # a bad value fails before anything runs
     print(f"Python environment: {python.description}", file=out)
-    for position, run in enumerate(runs):
-        print(header(run), file=out, flush=True)
-        try:
-            code = subprocess.run(["bash", "-c", command_for(run)], cwd=run.project.root,
-                                  env=run_environment(run, python)).returncode
-        except KeyboardInterrupt:
+    with SignalGuard() as guard:
+        for position, run in enumerate(runs):
+            code = None
+            if guard.signum is None:
+                print(header(run), file=out, flush=True)
+                code = guard.run(["bash", "-c", command_for(run)], cwd=run.project.root,
+                                 env=run_environment(run, python), grace=graces[position])
+            if guard.signum is not None:     # None code: the signal came before this run started
+                summary.interrupted = run.name if code is not None else None
+                summary.skipped.extend(r.name for r in runs[position + (code is not None):])
+                break
+            if code == 0:
+                summary.succeeded.append(run.name)
+                continue
             summary.failed.append(run.name)
-            summary.skipped.extend(r.name for r in runs[position + 1:])
-            print(f"\nInterrupted: {run.name}", file=out, flush=True)
-            raise RunError(summary.line()) from None
-        if code == 0:
-            summary.succeeded.append(run.name)
-            continue
-        summary.failed.append(run.name)
-        print(f"{run.name} failed with exit status {code}", file=out, flush=True)
-        if not keep_going:
-            summary.skipped.extend(r.name for r in runs[position + 1:])
-            break
+            print(f"{run.name} failed with exit status {code}", file=out, flush=True)
+            if not keep_going:
+                summary.skipped.extend(r.name for r in runs[position + 1:])
+                break
+    if guard.signum is not None:
+        summary.signal_name = signal.Signals(guard.signum).name
+        print(f"\nInterrupted by {summary.signal_name}: {summary.interrupted or 'before the next run'}",
+              file=out, flush=True)
+        raise Interrupted(f"interrupted by {summary.signal_name}: {summary.line()}", guard.signum)
     if len(runs) > 1 and not summary.failed:
         print(summary.line(), file=out, flush=True)
     if summary.failed:

@@ -1,0 +1,204 @@
+"""Local runs stop cleanly on signals: real launcher, real process groups, no mocks.
+
+The launcher is started in its own session so that nothing sent to it reaches the test runner. Membership of a
+process group is read from /proc, skipping zombies: the PID 1 of some containers never reaps orphans, so a
+killed grandchild may linger there as a zombie (`pgrep -g` would list it).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kube.errors import ConfigError
+from kube.local import GRACE_ENV, Interrupted, SignalGuard, grace_period, run_all
+from kube.model import Project, Run, RunSettings
+from tests.helpers import KUBE, ROOT, launch, make_project
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process groups from /proc")
+
+# Three cells; the first succeeds at once, the second waits for the signal, the third must never start.
+GRID = """\
+model: {m: {command: "%s <_n>"}}
+dataset:
+  d1: {hparam: {_n: 1}}
+  d2: {hparam: {_n: 2}}
+  d3: {hparam: {_n: 3}}
+"""
+
+# Saves a checkpoint one second after the signal, then exits. Python, not a bash trap: bash runs a trap only
+# once its foreground child ends, so a signal landing just as it forks would wait for that child.
+SAVES = """\
+import os, signal, sys, time
+from pathlib import Path
+
+with open("started", "a") as started:
+    started.write(f"started-{sys.argv[1]}\\n")
+if sys.argv[1] == "1":
+    sys.exit(0)
+Path("pgid").write_text(str(os.getpgrp()))
+
+
+def save(signum, frame):
+    time.sleep(1)
+    Path("checkpoint").write_text("saved\\n")
+    sys.exit(0)
+
+
+for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(signum, save)
+Path("ready").touch()
+time.sleep(1000)
+"""
+
+# Ignores the signals, as does the background grandchild it starts.
+IGNORES = """\
+echo "started-$1" >> started
+[ "$1" = 1 ] && exit 0
+read -r _ _ _ _ pgid _ < /proc/$$/stat
+echo "$pgid" > pgid
+trap '' INT TERM HUP
+sleep 1000 &
+echo $! > grandchild
+touch ready
+sleep 1000
+"""
+
+
+@pytest.fixture(scope="module")
+def grace_in_yaml(tmp_path_factory) -> bool:
+    """Whether config accepts the `grace_period` setting yet; if not, the tests use KUBE_TOOLBOX_GRACE_PERIOD."""
+    root = make_project(tmp_path_factory.mktemp("probe"), "model: {m: {command: 'true'}}\ndataset: {d: {}}\n",
+                        kube=KUBE + "grace_period: 1\n")
+    return launch(root, "local", "--dry-run").returncode == 0
+
+
+def project(tmp_path: Path, script: str, grace: float, grace_in_yaml: bool) -> tuple[Path, dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if k != GRACE_ENV}
+    kube = KUBE
+    if grace_in_yaml:
+        kube += f"grace_period: {grace}\n"
+    else:
+        env[GRACE_ENV] = str(grace)
+    job = "job.py" if script is SAVES else "job.sh"
+    make_project(tmp_path, GRID % f"{'python' if job.endswith('.py') else 'bash'} {job}", kube=kube)
+    (tmp_path / job).write_text(script)
+    return tmp_path, env
+
+
+def start(root: Path, env: dict[str, str]) -> subprocess.Popen:
+    """launch.py local in its own session; returns once the second cell is ready for the signal."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), "local"], cwd=root, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not (root / "ready").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"the second cell never got ready:\n{out}\n{err}")
+        time.sleep(0.02)
+    return proc
+
+
+def live_members(pgid: int) -> list[int]:
+    """PIDs of the group's processes that are not zombies."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        state, _ppid, pgrp = text[text.rfind(")") + 2:].split()[:3]
+        if int(pgrp) == pgid and state not in "ZX":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def stop(proc: subprocess.Popen, *signums: int, pause: float = 0.3) -> tuple[str, str, float]:
+    """Send the signals to the launcher; (stdout, stderr, seconds from the first signal to its exit)."""
+    began = time.monotonic()
+    for i, signum in enumerate(signums):
+        if i:
+            time.sleep(pause)
+        os.kill(proc.pid, signum)
+    out, err = proc.communicate(timeout=30)
+    return out, err, time.monotonic() - began
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_command_saves_its_checkpoint_and_the_rest_is_not_run(tmp_path, grace_in_yaml, signum):
+    root, env = project(tmp_path, SAVES, grace=5, grace_in_yaml=grace_in_yaml)
+    proc = start(root, env)
+    out, err, took = stop(proc, signum)
+    assert (root / "checkpoint").read_text() == "saved\n"
+    assert proc.returncode == 128 + signum, err
+    assert (root / "started").read_text() == "started-1\nstarted-2\n"
+    name = signal.Signals(signum).name
+    assert f"interrupted by {name}: 1 succeeded, 0 failed, interrupted: example-m-d2-" in err
+    assert "(1 not run after the interruption)" in err
+    assert f"Interrupted by {name}: example-m-d2-" in out
+    assert 1 <= took < 4, took                       # the save took 1 s; the group ended before the grace
+    assert not live_members(int((root / "pgid").read_text()))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_command_ignoring_the_signal_is_killed_with_its_group_after_the_grace(tmp_path, grace_in_yaml, signum):
+    root, env = project(tmp_path, IGNORES, grace=1, grace_in_yaml=grace_in_yaml)
+    proc = start(root, env)
+    pgid = int((root / "pgid").read_text())
+    grandchild = int((root / "grandchild").read_text())
+    assert grandchild in live_members(pgid)
+    out, err, took = stop(proc, signum)
+    assert proc.returncode == 128 + signum, err
+    assert 1 <= took < 3, took
+    assert not live_members(pgid)
+    assert "interrupted: example-m-d2-" in err and "(1 not run after the interruption)" in err
+
+
+def test_a_second_signal_kills_at_once(tmp_path, grace_in_yaml):
+    root, env = project(tmp_path, IGNORES, grace=60, grace_in_yaml=grace_in_yaml)
+    proc = start(root, env)
+    pgid = int((root / "pgid").read_text())
+    out, err, took = stop(proc, signal.SIGINT, signal.SIGINT)
+    assert proc.returncode == 130, err
+    assert took < 3, took
+    assert not live_members(pgid)
+
+
+def test_handlers_are_restored_and_an_exit_status_per_signal(tmp_path):
+    def mine(signum, frame):  # pragma: no cover - never called
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        root = make_project(tmp_path, "model: {m: {command: 'true'}}\ndataset: {d: {}}\n")
+        runs = [Run(index=0, name="one", model="m", dataset="d", hparams={}, labels={}, local_command="true",
+                    project=Project(project_name="example", user="alice", namespace="lab",
+                                    conda_env_name="example", root=root))]
+        assert run_all(runs, out=open(os.devnull, "w")).succeeded == ["one"]
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert Interrupted("x", signal.SIGINT).exit_status == 130
+    assert Interrupted("x", signal.SIGTERM).exit_status == 143
+    with SignalGuard() as guard:      # a signal between two commands is recorded, not forwarded anywhere
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert guard.signum == signal.SIGTERM
+        assert guard.run(["true"], cwd=tmp_path, env=os.environ, grace=1) is None
+
+
+def test_grace_period_setting_and_its_environment_override(monkeypatch):
+    monkeypatch.delenv(GRACE_ENV, raising=False)
+    assert grace_period(RunSettings()) == getattr(RunSettings(), "grace_period", 10.0)
+    monkeypatch.setenv(GRACE_ENV, "0.5")
+    assert grace_period(RunSettings()) == 0.5
+    for bad in ("soon", "-1", "inf", "nan"):
+        monkeypatch.setenv(GRACE_ENV, bad)
+        with pytest.raises(ConfigError, match=GRACE_ENV):
+            grace_period(RunSettings())

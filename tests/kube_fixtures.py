@@ -1,8 +1,12 @@
-"""Fixtures for the test Kubernetes API server: started once per session, reset per test, a real kubeconfig."""
+"""Fixtures for the test Kubernetes API server: started once per session, reset per test, a real kubeconfig, and
+kubectl as a second, independent client."""
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,11 +26,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(latency_ms: float = 0.0) -> tuple[str, Callable[[], None]]:
+def start_server(latency_ms: float = 0.0, max_page: int | None = None,
+                 gc_delay: float = 0.0) -> tuple[str, Callable[[], None]]:
     """Start tests/kube_api.py in its own process; returns (url, stop)."""
     port = free_port()
+    extra = (["--max-page", str(max_page)] if max_page else []) + (["--gc-delay", str(gc_delay)] if gc_delay else [])
     proc = subprocess.Popen([sys.executable, "-m", "tests.kube_api", "--port", str(port),
-                             "--latency-ms", str(latency_ms)], cwd=ROOT,
+                             "--latency-ms", str(latency_ms), *extra], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -88,7 +94,23 @@ class Control:
         return self._post("pod-file", {"pod": pod, "path": path})["text"]
 
     def controller(self, on: bool) -> None:
+        """Each Job created through the API gets a Pending pod owned by it, as the Job controller would do."""
         self._post("controller", {"on": on})
+
+    def paging(self, max_page: int | None) -> None:
+        """Lists that carry a limit answer at most `max_page` items per page (None: the client's limit)."""
+        self._post("paging", {"max_page": max_page})
+
+    def gc_delay(self, seconds: float) -> None:
+        """The garbage collector handles an owner's dependents after this delay (0: before the response)."""
+        self._post("gc", {"delay": seconds})
+
+    def aggregated_discovery(self, on: bool) -> None:
+        self._post("discovery", {"aggregated": on})
+
+    def expire_lists(self) -> None:
+        """Forget the list snapshots: continue tokens given so far get 410 Expired."""
+        self._post("expire-lists")
 
 
 def write_kubeconfig(path: Path, url: str, namespace: str = "lab") -> Path:
@@ -99,6 +121,50 @@ def write_kubeconfig(path: Path, url: str, namespace: str = "lab") -> Path:
         "contexts": [{"name": "test", "context": {"cluster": "test", "user": "alice", "namespace": namespace}}],
     }))
     return path
+
+
+@functools.lru_cache(maxsize=None)
+def kubectl_path() -> str | None:
+    return shutil.which("kubectl")
+
+
+@functools.lru_cache(maxsize=None)
+def kubectl_version() -> tuple[int, int]:
+    out = subprocess.run([kubectl_path(), "version", "--client", "-o", "json"], capture_output=True, text=True,
+                         timeout=60).stdout
+    info = json.loads(out)["clientVersion"]
+    return int(info["major"]), int(re.sub(r"\D.*", "", info["minor"]))
+
+
+class Kubectl:
+    """The real kubectl, pointed at a kubeconfig, with its own discovery cache (ports are reused)."""
+
+    def __init__(self, kubeconfig: Path, cache: Path) -> None:
+        self.kubeconfig, self.cache = kubeconfig, cache
+
+    def run(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.cache)}
+        result = subprocess.run([kubectl_path(), "--cache-dir", str(self.cache / "kube-cache"), *args],
+                                capture_output=True, text=True, input=input, env=env, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+        return result
+
+    def __call__(self, *args: str, input: str | None = None) -> str:
+        """stdout of a command that must succeed."""
+        return self.run(*args, input=input).stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self("get", *args, "-o", "json"))
+
+
+@pytest.fixture
+def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
+    """kubectl against the test API server; skipped, with the reason, where kubectl is not installed."""
+    if kubectl_path() is None:
+        pytest.skip("kubectl is not installed (tests/run.sh installs Debian's kubernetes-client package)")
+    (tmp_path / "kubectl-home").mkdir()
+    return Kubectl(kubeconfig, tmp_path / "kubectl-home")
 
 
 @pytest.fixture(scope="session")

@@ -129,7 +129,8 @@ def cmd_job(args: argparse.Namespace) -> int:
         return 1
     cfg, selection, runs = _runs(args)
     project = cfg.project
-    rendered = operations.render_grid(runs, project, _provenance(project, True).annotations())
+    annotations = _provenance(project, True).annotations()
+    rendered = operations.render_grid(runs, project, annotations)
     gw = operations.gateway(project)
 
     def report(item: Any) -> None:
@@ -139,7 +140,8 @@ def cmd_job(args: argparse.Namespace) -> int:
         elif item.outcome in ("created", "replaced"):
             out(f"job.batch/{item.name} {item.outcome}")
 
-    result = operations.submit(gw, project, rendered, selection, overwrite=args.overwrite, report=report)
+    result = operations.submit(gw, project, runs, rendered, selection, overwrite=args.overwrite, report=report,
+                               annotations=annotations)
     parts = [f"{result.count(k)} {k}" for k in ("created", "replaced", "unchanged", "changed", "failed")
              if result.count(k) or k in ("created", "failed")]
     out(f"{plural(len(result.results), 'job')}: {', '.join(parts)} ({plural(result.calls, 'API call')})")
@@ -188,7 +190,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     cfg = _config(args)
     name = operations.resolve_job(cfg, args.name)
     gw = operations.gateway(cfg.project)
-    pod = operations.latest_pod(gw, cfg.project, name)
+    pod = operations.cell_pod(gw, cfg.project, name)
     failed = (pod.get("status") or {}).get("phase") == "Failed"
     tail = args.tail if args.tail is not None else (50 if failed else None)
     if failed:
@@ -199,6 +201,26 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return 0
     out(gw.logs(pod["metadata"]["name"], tail=tail), end="")
     return 0
+
+
+def cmd_forward(args: argparse.Namespace) -> int:
+    """Port-forward to a cell's `server:` sidecar with kubectl (which keeps the tunnel open)."""
+    import shutil
+    import subprocess
+
+    from kube import operations
+    from kube.errors import UsageError
+    cfg = _config(args)
+    name = operations.resolve_job(cfg, args.name)
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        raise UsageError("forward: kubectl is not on PATH (it keeps the tunnel open)")
+    pod = operations.cell_pod(operations.gateway(cfg.project), cfg.project, name)
+    port = operations.server_port(pod)
+    local = args.port or port
+    err(f"Forwarding http://127.0.0.1:{local} to {pod['metadata']['name']}:{port} (Ctrl-C stops)")
+    return subprocess.call([kubectl, "port-forward", "-n", cfg.project.namespace, f"pod/{pod['metadata']['name']}",
+                            f"{local}:{port}"])
 
 
 def cmd_pod(args: argparse.Namespace) -> int:
@@ -317,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="", help="job name, or e.g. 'model=average dataset=data1'")
     p.add_argument("--follow", action="store_true", help="stream the logs")
     p.add_argument("--tail", type=int, default=None, help="last N lines (default: all; 50 for a failed cell)")
+    p = add("forward", cmd_forward, "port-forward to a cell's server: sidecar (e.g. TensorBoard)", [base])
+    p.add_argument("--name", default="", help="job name, or e.g. 'model=average dataset=data1'")
+    p.add_argument("--port", type=int, default=None, help="local port (default: the server's port)")
     p = add("pod", cmd_pod, "start the interactive pod running server_command", [base])
     p.add_argument("--name", default=None, help="pod name (default: <user>-<project>-interactive-pod)")
     p.add_argument("--dry-run", action="store_true", help="print the manifest, contact no cluster")

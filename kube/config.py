@@ -23,7 +23,7 @@ DOTENV_FILE = ".env"
 PROJECT_KEYS = ("project_name", "user", "namespace", "conda_env_name")
 API_KEYS = ("api_timeout", "api_connect_timeout", "api_retry_seconds")    # kube.yaml only, numbers > 0
 ALIASES = {"ephermal_storage": "ephemeral_storage"}   # the spelling of the toolbox this one replaces
-MERGED_MAPS = ("env", "volumes")                       # merged key by key across levels, not replaced
+MERGED_MAPS = ("env", "volumes", "node_selector", "secret_env")                       # merged key by key across levels, not replaced
 EXCLUSIVE = (("gpu_whitelist", "gpu_blacklist"), ("hostname_whitelist", "hostname_blacklist"))
 MAX_YAML_NODES = 200_000        # values after alias expansion: a config is hundreds; an alias bomb billions
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
@@ -57,7 +57,21 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
                   (isinstance(v, list) and all(isinstance(x, str) for x in v)),
                   "a list of project paths (files or folders) or null"),
     "str_map": (_str_map, "a mapping of strings to strings"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "duration": (lambda v: v is None or (_whole(v) and v > 0) or (isinstance(v, str) and DURATION.fullmatch(v)
+                                                                  and int(v[:-1] or 0) > 0),
+                 "a duration such as 90m, 6h, 2d or a number of seconds > 0"),
+    "secret_refs": (lambda v: isinstance(v, dict) and all(isinstance(x, str) and SECRET_REF.fullmatch(x)
+                                                          for x in v.values()),
+                    "a mapping of variable names to secret-name/key"),
+    "server": (lambda v: v is None or (isinstance(v, dict) and set(v) == {"command", "port"} and
+                                       isinstance(v["command"], str) and v["command"].strip() != "" and
+                                       _whole(v["port"]) and 0 < v["port"] < 65536),
+               "null or a mapping with command (a string) and port (1-65535)"),
 }
+DURATION = re.compile(r"[0-9]+[smhd]")
+SECRET_REF = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-._a-zA-Z0-9]+")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 FIELD_KINDS: dict[str, str] = {name: f.metadata["kind"] for name, f in setting_fields().items()}
 
 
@@ -70,7 +84,8 @@ def check_field(kind: str, value: Any, source: str, key_path: str) -> Any:
     ok, expected = CHECKS[kind]
     if not ok(value):
         numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-        got = repr(value) if numeric and kind not in ("str", "opt_str", "str_list", "file_list", "str_map") \
+        got = repr(value) if numeric and kind not in ("str", "opt_str", "str_list", "file_list", "str_map",
+                                                      "bool", "secret_refs", "server") \
             else type_name(value)
         raise ConfigError(source, key_path, f"expected {expected}, got {got}")
     if kind == "file_list":
@@ -80,6 +95,13 @@ def check_field(kind: str, value: Any, source: str, key_path: str) -> Any:
                                                     f"Secret, never through file:")
     if kind in ("str_list", "file_list"):
         return () if value is None else (value,) if isinstance(value, str) else tuple(value)
+    if kind == "duration":
+        return value if value is None or isinstance(value, int) else int(value[:-1]) * UNITS[value[-1]]
+    if kind == "secret_refs":
+        for name in value:
+            if not ENV_NAME.match(name):
+                raise ConfigError(source, f"{key_path}.{name}", "expected an environment variable name")
+        return dict(value)
     if kind == "str_map":
         if key_path.rsplit(".", 1)[-1] == "env":
             for name in value:

@@ -7,7 +7,7 @@ from typing import Any, Literal, Mapping
 
 # The kinds of value a setting takes; kube/config.py holds the one check per kind.
 Kind = Literal["str", "opt_str", "port", "count", "opt_count", "positive", "nonneg", "ratio", "seconds",
-               "opt_duration", "str_list", "str_map", "file_list"]
+               "bool", "duration", "str_list", "str_map", "file_list", "secret_refs", "server"]
 
 JobState = Literal["not submitted", "pending", "running", "succeeded", "failed"]
 ObjectKind = Literal["Job", "Pod", "Secret", "ConfigMap", "Event", "Node"]
@@ -18,7 +18,7 @@ def setting(default: Any, kind: Kind, doc: str, shown: str | None = None) -> Any
     meta = {"kind": kind, "doc": doc, "shown": shown}
     if isinstance(default, dict):
         return field(default_factory=dict, hash=False, metadata=meta)
-    return field(default=default, metadata=meta)
+    return field(default=default, hash=kind not in ("server",), metadata=meta)     # mappings are not hashable
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,27 @@ class RunSettings:
     backoff_limit: int = setting(0, "count", "retries of a failed Job")
     ttl_seconds_after_finished: int | None = setting(None, "opt_count", "delete finished Jobs after N seconds")
     grace_period: float = setting(10.0, "seconds", "seconds a local run gets to stop after Ctrl-C/SIGTERM")
+    max_runtime: int | None = setting(None, "duration", "a Job's time limit: `90m`, `6h`, `2d` or seconds "
+                                                        "(`activeDeadlineSeconds`)")
+    max_parallel: int | None = setting(None, "opt_count", "array mode: the selected cells as one Indexed Job, "
+                                                          "at most N running at once")
+    fail_fast: bool = setting(True, "bool", "your command's non-zero exit fails the cell at once (no retry); "
+                                            "preemption and eviction never count")
+    priority_class: str | None = setting(None, "opt_str", "`priorityClassName` of jobs and pods")
+    node_selector: Mapping[str, str] = setting({}, "str_map", "`nodeSelector`: node labels a pod needs")
+    service_account: str | None = setting(None, "opt_str", "`serviceAccountName` of jobs and pods")
+    queue: str | None = setting(None, "opt_str", "Kueue local queue: the Job is created suspended for Kueue "
+                                                 "to admit")
+    secret_env: Mapping[str, str] = setting({}, "secret_refs", "`{VAR: secret-name/key}` from Secrets already "
+                                                               "in the cluster")
+    scratch: float = setting(0, "nonneg", "GiB of scratch space at `/scratch`, deleted with the pod (0: none)")
+    scratch_class: str | None = setting(None, "opt_str", "storage class of the scratch volume")
+    server: Mapping[str, Any] | None = setting(None, "server", "`{command: ..., port: N}`: a sidecar next to "
+                                                               "the command (e.g. TensorBoard), `make forward`")
+    shared: int = setting(1, "count", "cells packed per Job, run at once on the same GPUs (1: one cell a Job)")
+    pod_max_gpu: int = setting(2, "count", "at most this many GPUs for the interactive pod")
+    pod_max_cpu: float = setting(16, "positive", "at most this many CPUs for the interactive pod")
+    pod_max_memory: float = setting(32, "positive", "at most this much memory (GiB) for the interactive pod")
 
 
 def setting_fields() -> dict[str, Any]:

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from . import grid, provenance, render, status
+from . import grid, provenance, render, status, workloads
 from .cluster import AlreadyExists, Gateway, NotFound, require_owned
 from .config import Config
 from .errors import ClusterError, ToolboxError, UsageError
@@ -41,9 +41,10 @@ class RenderedGrid:
 
 
 def render_grid(runs: Sequence[Run], project: Project, annotations: Mapping[str, str] | None = None) -> RenderedGrid:
-    """Every Job of the selection and what they need, each checked, before any output or API call."""
+    """Every Job of the selection (one a cell, packed, or arrays) and what they need, each checked, before any
+    output or API call."""
     renderer = render.Renderer(project, annotations)
-    jobs = [renderer.job(run) for run in runs]
+    jobs = [renderer.workload(w) for w in workloads.plan_workloads(runs, project)]
     return RenderedGrid(jobs, list(renderer.objects.values()))
 
 
@@ -144,25 +145,49 @@ def create_or_replace(gw: Gateway, project: Project, job: Rendered, existing: Ma
             time.sleep(0.5)
 
 
-def filter_states(jobs: Sequence[Rendered], existing: Mapping[str, Mapping[str, Any]],
-                  states: frozenset[str]) -> list[Rendered]:
-    """`only=failed` / `only=missing`: just those cells."""
-    if not states:
-        return list(jobs)
-    keep = []
-    for job in jobs:
-        current = existing.get(job.name)
-        if ("missing" in states and current is None) or \
-                ("failed" in states and current is not None and status.job_state(current)[0] == "failed"):
-            keep.append(job)
-    return keep
+def filter_states(gw: Gateway, project: Project, runs: Sequence[Run], jobs: Sequence[Mapping[str, Any]],
+                  states: frozenset[str]) -> list[Run]:
+    """`only=failed` / `only=missing`: just those cells, wherever they ran (their own Job, a pack, an array)."""
+    pods = gw.list("Pod", selector(project))
+    cells, _ = status.cells(runs, jobs, pods, [], {}, None)
+    wanted = {"failed"} & states | ({"not submitted"} if "missing" in states else set())
+    return [run for run, cell in zip(runs, cells) if cell.state in wanted]
 
 
-def submit(gw: Gateway, project: Project, rendered: RenderedGrid, selection: grid.Selection,
-           overwrite: bool = False, report: Callable[[JobResult], None] | None = None) -> SubmitReport:
-    """Plan against the Jobs already there (one paged list), create what is needed, `report` each result."""
-    existing = {j["metadata"]["name"]: j for j in gw.list("Job", selector(project))}
-    actions = plan(filter_states(rendered.jobs, existing, selection.states), existing, overwrite=overwrite)
+def check_secrets(gw: Gateway, runs: Sequence[Run]) -> None:
+    """Each `secret_env` reference names an existing Secret and key (skipped where reading Secrets is denied)."""
+    refs: dict[str, tuple[str, str]] = {}
+    for settings in {run.settings: None for run in runs}:
+        for var, ref in settings.secret_env.items():
+            refs.setdefault(ref, (var, ref))
+    for var, ref in refs.values():
+        name, key = ref.split("/", 1)
+        try:
+            secret = gw.get("Secret", name)
+        except NotFound:
+            raise ClusterError(f"secret_env.{var}: no Secret '{name}' in namespace {gw.namespace}") from None
+        except ClusterError as err:
+            if err.status == 403:
+                return                                   # may not read Secrets: the kubelet will tell
+            raise
+        if key not in (secret.get("data") or {}) and key not in (secret.get("stringData") or {}):
+            raise ClusterError(f"secret_env.{var}: Secret '{name}' has no key '{key}'")
+
+
+def submit(gw: Gateway, project: Project, runs: Sequence[Run], rendered: RenderedGrid, selection: grid.Selection,
+           overwrite: bool = False, report: Callable[[JobResult], None] | None = None,
+           annotations: Mapping[str, str] | None = None) -> SubmitReport:
+    """Plan against the Jobs already there (paged lists), create what is needed, `report` each result.
+
+    `rendered` is the whole selection, already checked; with `only=failed|missing` the chosen cells are
+    rendered again on their own (an array of just the failed cells).
+    """
+    listed = gw.list("Job", selector(project))
+    existing = {j["metadata"]["name"]: j for j in listed}
+    if selection.states:
+        rendered = render_grid(filter_states(gw, project, runs, listed, selection.states), project, annotations)
+    check_secrets(gw, runs)
+    actions = plan(rendered.jobs, existing, overwrite=overwrite)
     if actions and actions[0].submits:
         actions[0].job.manifest                 # a broken project template fails before the first call
     result = SubmitReport()
@@ -247,10 +272,10 @@ def unused_extras(gw: Gateway, project: Project, gone: Sequence[Target]) -> list
                 used |= _referenced(obj)
     prefix = f"{project.project_name}-"
     out = []
-    for kind, infix in (("Secret", "-env-"), ("ConfigMap", "-files-")):
+    for kind, infixes in (("Secret", ("-env-",)), ("ConfigMap", ("-files-", "-cells-"))):
         for obj in gw.list(kind, sel):                                     # type: ignore[arg-type]
             name = obj["metadata"]["name"]
-            if name.startswith(prefix) and infix in name and name not in used:
+            if name.startswith(prefix) and any(i in name for i in infixes) and name not in used:
                 out.append(_target(kind, obj))
     return out
 
@@ -323,20 +348,45 @@ def resolve_job(cfg: Config, name: str) -> str:
     return runs[0].name
 
 
-def latest_pod(gw: Gateway, project: Project, job_name: str) -> dict:
-    """The newest pod of one of the user's Jobs (the Job's owner is checked first)."""
+def cell_pod(gw: Gateway, project: Project, name: str) -> dict:
+    """The newest pod running a cell: of the Job of that name, or of the packed/array Job holding the cell.
+    The Job's owner is checked first."""
     try:
-        job = gw.get("Job", job_name)
+        job: dict | None = gw.get("Job", name)
     except NotFound:
-        raise ClusterError(f"job '{job_name}' not found (not submitted, or deleted)", 404) from None
-    require_owned(job, project, f"Job '{job_name}'")
-    uid = (job.get("metadata") or {}).get("uid")
+        job = None
+    index = None
+    if job is None:
+        holders = []
+        for candidate in gw.list("Job", selector(project)):
+            units = ((candidate["metadata"].get("annotations") or {}).get(workloads.ANNOTATION_CELLS) or "").split()
+            for i, unit in enumerate(units):
+                if workloads.cell_id(name) in unit.split("+"):
+                    indexed = (candidate.get("spec") or {}).get("completionMode") == "Indexed"
+                    holders.append((candidate, i if indexed else None))
+        if not holders:
+            raise ClusterError(f"job '{name}' not found (not submitted, or deleted)", 404)
+        job, index = max(holders, key=lambda h: h[0]["metadata"].get("creationTimestamp") or "")
+    require_owned(job, project, f"Job '{job['metadata']['name']}'")
+    job_name, uid = job["metadata"]["name"], job["metadata"].get("uid")
     pods = [p for p in gw.list("Pod", f"job-name={job_name}")
             if not uid or any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences") or [])
             or not p["metadata"].get("ownerReferences")]
+    if index is not None:
+        pods = [p for p in pods if status.index_of(p) == str(index)]
     if not pods:
-        raise ClusterError(f"job '{job_name}' has no pod (still pending creation, or cleaned up)")
+        where = f"index {index} of job '{job_name}'" if index is not None else f"job '{job_name}'"
+        raise ClusterError(f"{where} has no pod (still pending creation, or cleaned up)")
     return max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+
+
+def server_port(pod: Mapping[str, Any]) -> int:
+    """The port of the `server:` sidecar of a pod."""
+    for container in (pod.get("spec") or {}).get("initContainers") or []:
+        if container.get("name") == "server":
+            for port in container.get("ports") or []:
+                return int(port["containerPort"])
+    raise ClusterError(f"pod '{pod['metadata']['name']}' has no server sidecar (set server: {{command, port}})")
 
 
 # --- smoke ------------------------------------------------------------------------------------------------------

@@ -37,7 +37,10 @@ def plan(jobs: Sequence[Rendered], existing: Mapping[str, Mapping[str, Any]], ov
             continue
         state, _ = job_state(current)
         old_hash = ((current.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_SPEC)
-        if state == "failed":
+        if state == "failed" and job.workload != "cell" and not overwrite:
+            actions.append(Action("unchanged", job, f"Job '{name}' has failed cells. Left alone; resubmit just "
+                                                    f"them with only=failed."))
+        elif state == "failed":
             actions.append(Action("replace", job, f"Job '{name}' failed. Replacing the job."))
         elif overwrite:
             actions.append(Action("replace", job, f"Job '{name}' is {state}. Replacing it (overwrite)."))

@@ -7,6 +7,7 @@ and written through kube/yamltext.py, so no value can break the document.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import re
@@ -16,7 +17,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from . import yamltext
+from . import podspec, workloads, yamltext
 from .errors import ConfigError
 from .model import Project, Run, RunSettings
 from .naming import is_label_value, is_name, sanitize, volume_name
@@ -143,6 +144,7 @@ class Rendered:
     name: str
     text: str
     spec_hash: str = ""
+    workload: str = "cell"            # cell | pack | array
 
     @cached_property
     def manifest(self) -> dict:
@@ -274,16 +276,25 @@ def _workload_values(project: Project, s: RunSettings, extras: Extras) -> dict:
         items = [{"key": f"f{i}", "path": p} for i, p in enumerate(extras.files)]
         volumes.append({"name": "files", "configMap": {"name": extras.files_configmap, "items": items}})
         mounts.append({"name": "files", "mountPath": FILES_MOUNT, "readOnly": True})
+    more_volumes, more_mounts = podspec.scratch(s)
+    volumes += more_volumes
+    mounts += more_mounts
     env = [{"name": k, "value": v} for k, v in {**JOB_ENV, **s.env}.items() if k not in LAPTOP_ONLY_ENV]
+    env += podspec.secret_env(s)
     env.append({"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
     res = resources(s)
     check_quantities(res, "settings")
+    env_from = [{"secretRef": {"name": extras.env_secret}}] if extras.env_secret else []
+    startup = startup_script(project, s, extras.files)
+    side = podspec.sidecar(s, startup, env, env_from, mounts)
     return {
         "namespace": project.namespace, "settings": s, "affinity": _shared(affinity(s)),
         "tolerations": _shared([{"key": t, "operator": "Exists", "effect": "NoSchedule"} for t in s.tolerations]),
         "volumes": _shared(volumes), "mounts": _shared(mounts), "env": _shared(env), "resources": _shared(res),
-        "env_from": _shared([{"secretRef": {"name": extras.env_secret}}] if extras.env_secret else []),
-        "startup": startup_script(project, s, extras.files),
+        "env_from": _shared(env_from), "startup": startup,
+        "pod_extra": {k: _shared(v) for k, v in podspec.pod_fields(s, side).items()},
+        "job_extra": {k: _shared(v) for k, v in podspec.job_fields(s, None).items()},
+        "backoff_limit": s.backoff_limit,
     }
 
 
@@ -323,18 +334,47 @@ class Renderer:
             cached = self._values[settings] = _workload_values(self.project, settings, extras)
         return cached
 
+    def _labels_of(self, labels: Mapping[str, str], settings: RunSettings) -> SharedDict:
+        key = (tuple(labels.items()), settings.queue)
+        shared = self._labels.get(key)
+        if shared is None:
+            shared = self._labels[key] = _shared({**labels, **podspec.job_labels(settings)})
+        return shared
+
     def job(self, run: Run) -> Rendered:
-        values = self._shared(run.settings)
-        key = tuple(run.labels.items())
-        labels = self._labels.get(key)
-        if labels is None:
-            labels = self._labels[key] = _shared(dict(run.labels))
-        check_meta("Job", run.name, labels)
+        """The Job of one cell."""
+        notes = {ANNOTATION_HPARAMS: json.dumps(dict(run.hparams), sort_keys=True, default=str)}
+        return self._render(run.name, self._labels_of(run.labels, run.settings), run.settings, notes,
+                            run.remote_command + "\n")
+
+    def workload(self, w: workloads.Workload) -> Rendered:
+        """The Job of a cell, of packed cells, or an Indexed array of units."""
+        if w.kind == "cell":
+            return self.job(w.units[0][0])
+        assert self.project is not None
+        labels = self._labels_of(w.labels(self.project), w.settings)
+        notes = {workloads.ANNOTATION_CELLS: w.cells_annotation()}
+        if w.kind == "pack":
+            return self._render(w.name, labels, w.settings, notes, workloads.unit_script(w.units[0]),
+                                workload="pack")
+        cm = workloads.cells_configmap(w, self.project)
+        self.objects[cm["metadata"]["name"]] = cm
+        values = dict(self._shared(w.settings))
+        values["volumes"] = [*values["volumes"], {"name": "cells", "configMap": {"name": cm["metadata"]["name"]}}]
+        values["mounts"] = [*values["mounts"], {"name": "cells", "mountPath": workloads.CELLS_MOUNT,
+                                                "readOnly": True}]
+        values["job_extra"] = podspec.job_fields(w.settings, len(w.units))
+        values["backoff_limit"] = None
+        return self._render(w.name, labels, w.settings, notes, workloads.array_dispatch(), values, "array")
+
+    def _render(self, name: str, labels: Mapping[str, str], settings: RunSettings, notes: dict, command: str,
+                values: dict | None = None, workload: str = "cell") -> Rendered:
+        values = values or self._shared(settings)
+        check_meta("Job", name, labels)
         marks = {k: _MARK + k for k in self.annotations}
-        notes = {ANNOTATION_HPARAMS: json.dumps(dict(run.hparams), sort_keys=True, default=str),
-                 ANNOTATION_SPEC: _MARK + ANNOTATION_SPEC, **marks}
-        text = self._job.render(name=run.name, labels=labels, annotations=notes,
-                                script=values["startup"] + run.remote_command + "\n", **values)
+        notes = {**notes, ANNOTATION_SPEC: _MARK + ANNOTATION_SPEC, **marks}
+        text = self._job.render(name=name, labels=labels, annotations=notes, script=values["startup"] + command,
+                                **values)
         if _MARK + ANNOTATION_SPEC not in text:
             raise ConfigError("templates/job.yaml.j2", "metadata.annotations",
                               "the template must render `annotations` (they carry the spec hash)")
@@ -342,7 +382,7 @@ class Renderer:
         text = text.replace(_MARK + ANNOTATION_SPEC, digest)
         for key, value in self.annotations.items():
             text = text.replace(_MARK + key, value)
-        return Rendered("Job", run.name, text, digest)
+        return Rendered("Job", name, text, digest, workload)
 
 
 def render_job(run: Run, annotations: Mapping[str, str] | None = None) -> Rendered:
@@ -356,7 +396,10 @@ def pod_name(project: Project, name: str | None = None) -> str:
 
 
 def render_pod(project: Project, settings: RunSettings, name: str | None = None) -> tuple[Rendered, list[dict]]:
-    """The interactive pod and the Secret/ConfigMap it needs."""
+    """The interactive pod (requests capped by pod_max_*) and the Secret/ConfigMap it needs."""
+    settings = dataclasses.replace(settings, gpu_count=min(settings.gpu_count, settings.pod_max_gpu),
+                                   cpu_count=min(settings.cpu_count, settings.pod_max_cpu),
+                                   memory=min(settings.memory, settings.pod_max_memory), server=None)
     extras, objects = extras_for(project, settings)
     values = _workload_values(project, settings, extras)
     labels = {**owner_labels(project), "role": "interactive"}

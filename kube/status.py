@@ -5,13 +5,15 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .model import JobState, Run
 from .provenance import from_annotations
+from .workloads import ANNOTATION_CELLS, cell_id, parse_indexes
 
 STATES: tuple[JobState, ...] = ("not submitted", "pending", "running", "succeeded", "failed")
 GPU_LABEL = "nvidia.com/gpu.product"
+INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class Cell:
     reason: str = ""
     commit: str = ""
     stale: bool = False             # ran code older than HEAD, or a dirty tree
+    job: str = ""                   # the Job that holds the cell (its own, or a packed or array Job)
+    index: int | None = None        # the cell's completion index in an array Job
 
 
 def _time(text: str | None) -> datetime | None:
@@ -132,10 +136,59 @@ def classify(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]],
             "gpu": gpu, "reason": reason}
 
 
+def _newest(items: Iterable[Any], meta: Callable[[Any], Mapping[str, Any]]) -> Any:
+    items = list(items)
+    return max(items, key=lambda i: meta(i).get("creationTimestamp") or "") if items else None
+
+
+def index_of(pod: Mapping[str, Any]) -> str | None:
+    meta = pod.get("metadata") or {}
+    return ((meta.get("labels") or {}).get(INDEX_KEY) or (meta.get("annotations") or {}).get(INDEX_KEY))
+
+
+def _packed_code(pod: Mapping[str, Any] | None, cell: str) -> int | None:
+    """A packed cell's exit code, from the `name=code` lines its pod left as termination message."""
+    for cs in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        message = ((cs.get("state") or {}).get("terminated") or {}).get("message") or ""
+        for line in message.splitlines():
+            name, _, code = line.partition("=")
+            if name == cell and code.strip().lstrip("-").isdigit():
+                return int(code)
+    return None
+
+
+def classify_unit(job: Mapping[str, Any], index: int | None, cell: str, pods: Sequence[Mapping[str, Any]],
+                  events: Sequence[Mapping[str, Any]], node_gpus: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    """One cell of a packed Job or of an Indexed (array) Job: its index, its pod, its own exit code."""
+    status = job.get("status") or {}
+    if index is not None:
+        pods = [p for p in pods if index_of(p) == str(index)]
+    info = classify(job, pods, events, node_gpus, now)
+    if index is not None:
+        if index in parse_indexes(status.get("completedIndexes")):
+            info.update(state="succeeded", reason="")
+        elif index in parse_indexes(status.get("failedIndexes")):
+            pod = _latest_pod(pods)
+            info.update(state="failed", reason=(pod_reason(pod) if pod else "") or "failed")
+        elif info["state"] == "succeeded":          # the Job may be complete only once every index is
+            info.update(state="running" if pods else "pending")
+        elif info["state"] not in ("failed",) and not pods:
+            info.update(state="pending", reason="Suspended (waiting for admission)" if job.get("spec", {})
+                        .get("suspend") else info.get("reason", ""))
+    code = _packed_code(_latest_pod(pods), cell)
+    if code is not None:
+        info.update(state="succeeded" if code == 0 else "failed", reason="" if code == 0 else f"exit code {code}")
+    return info
+
+
 def cells(runs: Sequence[Run], jobs: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]],
           events: Sequence[Mapping[str, Any]], node_gpus: Mapping[str, str], head: str | None,
           now: datetime | None = None) -> tuple[list[Cell], list[Cell]]:
-    """(cells of the grid in grid order, jobs on the cluster that are no longer in the grid)."""
+    """(cells of the grid in grid order, jobs on the cluster that are no longer in the grid).
+
+    A cell is found in the Job of its own name, or in the `kube-toolbox/cells` annotation of a packed or
+    array Job; when several hold it (a resubmission), the newest one tells its state.
+    """
     now = now or datetime.now(timezone.utc)
     by_job: dict[str, list] = {}
     for pod in pods:
@@ -144,19 +197,36 @@ def cells(runs: Sequence[Run], jobs: Sequence[Mapping[str, Any]], pods: Sequence
         if owner:
             by_job.setdefault(owner, []).append(pod)
     jobs_by_name = {(j.get("metadata") or {}).get("name"): j for j in jobs}
+    holders: dict[str, list[tuple[Mapping[str, Any], int | None]]] = {}
+    for job in jobs:
+        meta = job.get("metadata") or {}
+        units = ((meta.get("annotations") or {}).get(ANNOTATION_CELLS) or "").split()
+        indexed = (job.get("spec") or {}).get("completionMode") == "Indexed"
+        for i, unit in enumerate(units):
+            for cid in unit.split("+"):
+                holders.setdefault(cid, []).append((job, i if indexed else None))
 
     def cell(name: str, model: str, dataset: str) -> Cell:
-        job = jobs_by_name.get(name)
-        info = classify(job, by_job.get(name, []), events, node_gpus, now)
-        prov = from_annotations(((job or {}).get("metadata") or {}).get("annotations"))
+        found = ([(jobs_by_name[name], None)] if name in jobs_by_name else []) + holders.get(cell_id(name), [])
+        job, index = _newest(found, lambda f: f[0].get("metadata") or {}) or (None, None)
+        meta = (job or {}).get("metadata") or {}
+        job_pods = by_job.get(meta.get("name"), [])
+        if job is not None and meta.get("name") != name:
+            info = classify_unit(job, index, name, job_pods, events, node_gpus, now)
+        else:
+            info = classify(job, job_pods, events, node_gpus, now)
+        prov = from_annotations(meta.get("annotations"))
         stale = bool(job) and prov.commit is not None and (prov.dirty or (head is not None and prov.commit != head))
-        return Cell(name=name, model=model, dataset=dataset, commit=(prov.commit or "")[:8], stale=stale, **info)
+        return Cell(name=name, model=model, dataset=dataset, commit=(prov.commit or "")[:8], stale=stale,
+                    job=meta.get("name") or "", index=index, **info)
 
     grid = [cell(r.name, r.model, r.dataset) for r in runs]
     in_grid = {r.name for r in runs}
+    ids = {cell_id(r.name) for r in runs}
     orphans = []
     for name, job in jobs_by_name.items():
-        if name not in in_grid:
+        units = (((job.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_CELLS) or "")
+        if name not in in_grid and not ids & set(units.replace("+", " ").split()):
             labels = (job.get("metadata") or {}).get("labels") or {}
             orphans.append(cell(name, labels.get("model", "?"), labels.get("dataset", "?")))
     return grid, orphans

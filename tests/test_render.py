@@ -190,7 +190,7 @@ def test_file_outside_the_project_is_refused(tmp_path):
 def test_project_template_override(tmp_path):
     make_project(tmp_path, "model: {m: {command: echo}}\ndataset: {d: {}}\n")
     (tmp_path / "config" / "templates").mkdir()
-    text = (ROOT / "templates" / "job.yaml.j2").read_text().replace("backoffLimit: {{ settings.backoff_limit | y }}",
+    text = (ROOT / "templates" / "job.yaml.j2").read_text().replace("backoffLimit: {{ backoff_limit | y }}",
                                                                      "backoffLimit: 7")
     (tmp_path / "config" / "templates" / "job.yaml.j2").write_text(text)
     assert job_of(tmp_path)["spec"]["backoffLimit"] == 7

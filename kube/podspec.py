@@ -1,0 +1,88 @@
+"""Scheduling and lifetime fields of Jobs and pods, pure: deadlines, failure policy, queues, placement, sidecar.
+
+Each function reads settings and returns the fields to add (empty when nothing is asked), in the order
+the templates write them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .model import RunSettings
+
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+SIDECAR_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
+
+
+def failure_policy(s: RunSettings, indexed: bool) -> dict:
+    """Disruptions (preemption, eviction, node drain) never count as failures; with fail_fast, a non-zero exit
+    of the command fails the cell (FailIndex in an array) without using the retry budget."""
+    rules: list[dict[str, Any]] = [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget",
+                                                                           "status": "True"}]}]
+    if s.fail_fast:
+        rules.append({"action": "FailIndex" if indexed else "FailJob",
+                      "onExitCodes": {"containerName": "main", "operator": "NotIn", "values": [0]}})
+    return {"rules": rules}
+
+
+def job_fields(s: RunSettings, units: int | None) -> dict[str, Any]:
+    """Job spec fields beyond backoffLimit; `units` is the number of indexes of an array Job (else None)."""
+    out: dict[str, Any] = {}
+    if units is not None:
+        out.update({"completionMode": "Indexed", "completions": units,
+                    "parallelism": min(s.max_parallel or units, units), "backoffLimitPerIndex": s.backoff_limit})
+    if s.max_runtime:
+        out["activeDeadlineSeconds"] = s.max_runtime
+    out["podFailurePolicy"] = failure_policy(s, units is not None)
+    if s.queue:
+        out["suspend"] = True                     # Kueue admits it by unsuspending
+    return out
+
+
+def job_labels(s: RunSettings) -> dict[str, str]:
+    return {KUEUE_QUEUE_LABEL: s.queue} if s.queue else {}
+
+
+def scratch(s: RunSettings) -> tuple[list[dict], list[dict]]:
+    """(volumes, mounts) of the scratch space: a generic ephemeral volume, deleted with the pod."""
+    if not s.scratch:
+        return [], []
+    from .render import quantity
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": quantity(s.scratch, "Gi")}}}
+    if s.scratch_class:
+        spec["storageClassName"] = s.scratch_class
+    return ([{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": spec}}}],
+            [{"name": "scratch", "mountPath": "/scratch"}])
+
+
+def secret_env(s: RunSettings) -> list[dict]:
+    out = []
+    for var, ref in s.secret_env.items():
+        name, key = ref.split("/", 1)
+        out.append({"name": var, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}})
+    return out
+
+
+def pod_fields(s: RunSettings, sidecar: dict | None) -> dict[str, Any]:
+    """Pod spec fields: priority, placement, identity, and the sidecar as a native one (init, restart Always)."""
+    out: dict[str, Any] = {}
+    if s.priority_class:
+        out["priorityClassName"] = s.priority_class
+    if s.node_selector:
+        out["nodeSelector"] = dict(s.node_selector)
+    if s.service_account:
+        out["serviceAccountName"] = s.service_account
+    if sidecar:
+        out["initContainers"] = [sidecar]
+    return out
+
+
+def sidecar(s: RunSettings, script: str, env: list, env_from: list, mounts: list) -> dict | None:
+    """The `server:` container: it starts before the command, and the Job completes when the command ends."""
+    if not s.server:
+        return None
+    return {"name": "server", "image": s.image, "restartPolicy": "Always",
+            "command": ["/bin/bash", "-c", script + s.server["command"] + "\n"],
+            "ports": [{"name": "server", "containerPort": s.server["port"]}],
+            "env": list(env), **({"envFrom": list(env_from)} if env_from else {}),
+            "resources": SIDECAR_RESOURCES, "volumeMounts": list(mounts)}

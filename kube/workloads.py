@@ -1,0 +1,157 @@
+"""Which Jobs a selection becomes, pure: one Job a cell, cells packed N to a Job, or Indexed arrays of them.
+
+Cells can share a Job only when their settings are equal (one pod template). A *unit* is what one pod runs:
+one cell, or `shared` cells at once. Without `max_parallel` each unit is a Job; with it, the units of a group
+form one Indexed Job whose index i runs unit i, its script read from a ConfigMap by JOB_COMPLETION_INDEX.
+"""
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import json
+import shlex
+import tarfile
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+from .model import Project, Run, RunSettings
+from .naming import sanitize
+
+WorkloadKind = Literal["cell", "pack", "array"]
+ANNOTATION_CELLS = "kube-toolbox/cells"     # units separated by spaces, the cells of a unit by "+"
+CELLS_MOUNT = "/etc/toolbox/cells"
+CELLS_FILE = "cells.tgz"
+RESULTS = "${KUBE_TOOLBOX_RESULTS:-/dev/termination-log}"
+
+
+def cell_id(name: str) -> str:
+    """The hash that ends every cell name: short, unique per combination and user."""
+    return name.rsplit("-", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One Job to submit: its kind, name, the units it runs (each a tuple of cells) and their settings."""
+
+    kind: WorkloadKind
+    name: str
+    units: tuple[tuple[Run, ...], ...]
+    settings: RunSettings
+
+    @property
+    def cells(self) -> list[Run]:
+        return [run for unit in self.units for run in unit]
+
+    def cells_annotation(self) -> str:
+        return " ".join("+".join(cell_id(r.name) for r in unit) for unit in self.units)
+
+    def labels(self, project: Project) -> dict[str, str]:
+        """The owner labels, and model/dataset when every cell shares them."""
+        labels = {"user": project.user, "project": project.project_name}
+        for key in ("model", "dataset"):
+            values = {r.labels[key] for r in self.cells}
+            if len(values) == 1:
+                labels[key] = values.pop()
+        return labels
+
+
+def _digest(text: str) -> str:
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode().lower()[:8]
+
+
+def _name(kind: str, runs: Sequence[Run], project: Project) -> str:
+    first = runs[0]
+    same = all(r.model == first.model for r in runs), all(r.dataset == first.dataset for r in runs)
+    parts = [first.settings.prefix, project.project_name, first.model if same[0] else "",
+             first.dataset if same[1] else "", kind]
+    readable = "-".join(p for p in (sanitize(x) for x in parts) if p)[:54].rstrip("-")
+    return f"{readable}-{_digest(project.user + chr(10) + chr(10).join(r.name for r in runs))}"
+
+
+def plan_workloads(runs: Sequence[Run], project: Project) -> list[Workload]:
+    """Group the cells by settings (first appearance order), pack, and make arrays where asked."""
+    groups: dict[RunSettings, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.settings, []).append(run)
+    out: list[Workload] = []
+    for settings, cells in groups.items():
+        size = max(settings.shared, 1)
+        units = [tuple(cells[i:i + size]) for i in range(0, len(cells), size)]
+        if settings.max_parallel:
+            out.append(Workload("array", _name("array", cells, project), tuple(units), settings))
+            continue
+        for unit in units:
+            if len(unit) == 1:
+                out.append(Workload("cell", unit[0].name, (unit,), settings))
+            else:
+                out.append(Workload("pack", _name(f"pack{len(unit)}", unit, project), (unit,), settings))
+    return out
+
+
+def unit_script(unit: Sequence[Run]) -> str:
+    """What one pod runs for one unit: the command itself, or every packed cell at once, prefixed by name."""
+    if len(unit) == 1:
+        return unit[0].remote_command + "\n"
+    lines = ["kube_toolbox_prefix() { while IFS= read -r line || [ -n \"$line\" ]; do "
+             "printf '[%s] %s\\n' \"$1\" \"$line\"; done; }"]
+    for i, run in enumerate(unit):
+        lines += [f"kube_toolbox_cell_{i}() {{", run.remote_command, "}"]
+    lines.append("kube_toolbox_pids=()")
+    for i, run in enumerate(unit):
+        lines.append(f"( set -o pipefail; kube_toolbox_cell_{i} 2>&1 | kube_toolbox_prefix {shlex.quote(run.name)} ) "
+                     f"& kube_toolbox_pids+=($!)")
+    names = " ".join(shlex.quote(r.name) for r in unit)
+    lines += [f"kube_toolbox_names=({names})", "kube_toolbox_status=0",
+              f": > \"{RESULTS}\" 2>/dev/null || true",
+              "for i in \"${!kube_toolbox_pids[@]}\"; do",
+              "  if wait \"${kube_toolbox_pids[$i]}\"; then code=0; else code=$?; kube_toolbox_status=1; fi",
+              f"  echo \"${{kube_toolbox_names[$i]}}=$code\" >> \"{RESULTS}\" 2>/dev/null || true",
+              "  echo \"kube-toolbox: ${kube_toolbox_names[$i]} exited with $code\"",
+              "done", "exit $kube_toolbox_status"]
+    return "\n".join(lines) + "\n"
+
+
+def array_dispatch() -> str:
+    """The command of an Indexed Job: fetch this index's unit script from the mounted ConfigMap and run it."""
+    return (f"kube_toolbox_unit=\"/tmp/kube-toolbox-unit-$JOB_COMPLETION_INDEX.sh\"\n"
+            f"tar -xzOf {CELLS_MOUNT}/{CELLS_FILE} \"$JOB_COMPLETION_INDEX.sh\" > \"$kube_toolbox_unit\" || "
+            f"{{ echo \"kube-toolbox: no command for index $JOB_COMPLETION_INDEX\" >&2; exit 1; }}\n"
+            f". \"$kube_toolbox_unit\"\n")
+
+
+def cells_archive(workload: Workload) -> bytes:
+    """`<i>.sh` for each unit, as a gzipped tar that does not depend on when it was made (stable names)."""
+    raw = io.BytesIO()
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            for i, unit in enumerate(workload.units):
+                data = (f"echo \"kube-toolbox: index $JOB_COMPLETION_INDEX runs "
+                        f"{' '.join(r.name for r in unit)}\"\n" + unit_script(unit)).encode()
+                info = tarfile.TarInfo(f"{i}.sh")
+                info.size, info.mode, info.mtime = len(data), 0o644, 0
+                tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()
+
+
+def cells_configmap(workload: Workload, project: Project) -> dict:
+    """The ConfigMap an array Job reads its units from (binaryData: about 20x smaller than the scripts)."""
+    data = base64.b64encode(cells_archive(workload)).decode()
+    digest = hashlib.sha256(json.dumps([project.user, data]).encode()).hexdigest()[:10]
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": f"{project.project_name}-cells-{digest}", "namespace": project.namespace,
+                         "labels": {"user": project.user, "project": project.project_name}},
+            "binaryData": {CELLS_FILE: data}}
+
+
+def parse_indexes(text: str | None) -> set[int]:
+    """`0-2,5` (a Job's completedIndexes / failedIndexes) -> {0, 1, 2, 5}."""
+    out: set[int] = set()
+    for part in (text or "").split(","):
+        if "-" in part:
+            first, last = part.split("-")
+            out.update(range(int(first), int(last) + 1))
+        elif part.strip():
+            out.add(int(part))
+    return out

@@ -1,6 +1,8 @@
 """Dockerfile, workflows and environment.yml: real linters, the checks they miss, and the startup-script contract."""
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import re
 import shutil
@@ -118,8 +120,12 @@ def test_job_startup_script_matches_the_image_layout(tmp_path):
     defaults = RunSettings()
     project = Project(project_name="myproj", user="u", namespace="lab", conda_env_name="myproj", root=tmp_path)
     script = render.startup_script(project, defaults)
-    assert f"cd {env['TOOLBOX_WORKDIR']} " in script
-    assert f"/workspace/${{PROJECT_NAME}}" in re.search(r"^WORKDIR (\S+)$", text.split("git clone")[1], re.M).group(1)
+    # Jobs run in the image's working directory: the Dockerfile's last WORKDIR is the checkout.
+    assert "cd " not in script.split("git pull")[0]
+    assert re.findall(r"^WORKDIR (\S+)$", text, re.M)[-1] == "/workspace/${PROJECT_NAME}"
+    assert env["TOOLBOX_WORKDIR"] == "/workspace/myproj"
+    moved = render.startup_script(project, dataclasses.replace(defaults, workdir=env["TOOLBOX_WORKDIR"]))
+    assert moved.startswith(f"cd {env['TOOLBOX_WORKDIR']} ")
     assert env["TOOLBOX_CONDA_HOME"] == defaults.conda_home
     assert f". {env['TOOLBOX_CONDA_HOME']}/etc/profile.d/conda.sh && conda activate {env['TOOLBOX_CONDA_ENV']}" in script
     assert 'conda env create -n "${PROJECT_NAME}"' in text

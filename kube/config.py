@@ -64,12 +64,28 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "secret_refs": (lambda v: isinstance(v, dict) and all(isinstance(x, str) and SECRET_REF.fullmatch(x)
                                                           for x in v.values()),
                     "a mapping of variable names to secret-name/key"),
-    "server": (lambda v: v is None or (isinstance(v, dict) and set(v) == {"command", "port"} and
-                                       isinstance(v["command"], str) and v["command"].strip() != "" and
-                                       _whole(v["port"]) and 0 < v["port"] < 65536),
-               "null or a mapping with command (a string) and port (1-65535)"),
+    "server": (lambda v: v is None or _server(v) is not None,
+               "null or a mapping with command (a string) and port (1-65535), optionally cpu_count and memory"),
+    "shared": (lambda v: (_whole(v) and v >= 0) or (_number(v) and 0 < v <= 1),
+               "a whole number of cells per Job, or a fraction of a GPU per cell (0 < f <= 1)"),
 }
 DURATION = re.compile(r"[0-9]+[smhd]")
+SERVER_KEYS = {"command", "port", "cpu_count", "memory"}
+
+
+def _server(value: Any) -> dict | None:
+    """`{command, port}` or the older `{name: {command, port}}` with one entry -> the normalised mapping."""
+    if isinstance(value, dict) and len(value) == 1 and "command" not in value:
+        value = next(iter(value.values()))
+    if not isinstance(value, dict) or not {"command", "port"} <= set(value) or not set(value) <= SERVER_KEYS:
+        return None
+    if not isinstance(value["command"], str) or not value["command"].strip():
+        return None
+    if not (_whole(value["port"]) and 0 < value["port"] < 65536):
+        return None
+    if any(not (_number(value[k]) and value[k] > 0) for k in ("cpu_count", "memory") if k in value):
+        return None
+    return dict(value)
 SECRET_REF = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-._a-zA-Z0-9]+")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 FIELD_KINDS: dict[str, str] = {name: f.metadata["kind"] for name, f in setting_fields().items()}
@@ -85,7 +101,7 @@ def check_field(kind: str, value: Any, source: str, key_path: str) -> Any:
     if not ok(value):
         numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         got = repr(value) if numeric and kind not in ("str", "opt_str", "str_list", "file_list", "str_map",
-                                                      "bool", "secret_refs", "server") \
+                                                      "bool", "secret_refs", "server", "shared") \
             else type_name(value)
         raise ConfigError(source, key_path, f"expected {expected}, got {got}")
     if kind == "file_list":
@@ -95,6 +111,10 @@ def check_field(kind: str, value: Any, source: str, key_path: str) -> Any:
                                                     f"Secret, never through file:")
     if kind in ("str_list", "file_list"):
         return () if value is None else (value,) if isinstance(value, str) else tuple(value)
+    if kind == "server":
+        return None if value is None else _server(value)
+    if kind == "shared":
+        return value if _whole(value) else max(1, int(1 / value + 1e-9))
     if kind == "duration":
         return value if value is None or isinstance(value, int) else int(value[:-1]) * UNITS[value[-1]]
     if kind == "secret_refs":

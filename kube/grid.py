@@ -77,7 +77,7 @@ def _has_placeholder(value: Any) -> bool:
     return False
 
 
-SHELL_FIELDS = ("startup_script", "server_command")      # placeholders in them are quoted like in commands
+SHELL_FIELDS = ("startup_script", "extra_startup_script", "server_command")      # placeholders in them are quoted like in commands
 
 
 def _model_fields(entry: ModelEntry, values: Mapping[str, Any], path: str) -> dict[str, Any]:

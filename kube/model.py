@@ -7,7 +7,7 @@ from typing import Any, Literal, Mapping
 
 # The kinds of value a setting takes; kube/config.py holds the one check per kind.
 Kind = Literal["str", "opt_str", "port", "count", "opt_count", "positive", "nonneg", "ratio", "seconds",
-               "bool", "duration", "str_list", "str_map", "file_list", "secret_refs", "server"]
+               "bool", "duration", "str_list", "str_map", "file_list", "secret_refs", "server", "shared"]
 
 JobState = Literal["not submitted", "pending", "running", "succeeded", "failed"]
 ObjectKind = Literal["Job", "Pod", "Secret", "ConfigMap", "Event", "Node"]
@@ -47,6 +47,8 @@ class RunSettings:
 
     env: Mapping[str, str] = setting({}, "str_map", "extra environment variables (`.env` wins over them)")
     startup_script: str | None = setting(None, "opt_str", "replaces the default startup script")
+    extra_startup_script: str | None = setting(None, "opt_str", "runs after the startup script, before the "
+                                                                "command")
     workdir: str | None = setting(None, "opt_str", "where jobs run (default: the image's working directory)",
                                   "the image's")
     conda_home: str = setting("/opt/conda", "str", "conda installation used by the default startup script")
@@ -93,7 +95,8 @@ class RunSettings:
     scratch_class: str | None = setting(None, "opt_str", "storage class of the scratch volume")
     server: Mapping[str, Any] | None = setting(None, "server", "`{command: ..., port: N}`: a sidecar next to "
                                                                "the command (e.g. TensorBoard), `make forward`")
-    shared: int = setting(1, "count", "cells packed per Job, run at once on the same GPUs (1: one cell a Job)")
+    shared: int = setting(1, "shared", "cells packed per Job, run at once on the same GPUs (1: one cell a Job; "
+                                       "a fraction f packs 1/f)")
     pod_max_gpu: int = setting(2, "count", "at most this many GPUs for the interactive pod")
     pod_max_cpu: float = setting(16, "positive", "at most this many CPUs for the interactive pod")
     pod_max_memory: float = setting(32, "positive", "at most this much memory (GiB) for the interactive pod")

@@ -85,4 +85,15 @@ def sidecar(s: RunSettings, script: str, env: list, env_from: list, mounts: list
             "command": ["/bin/bash", "-c", script + s.server["command"] + "\n"],
             "ports": [{"name": "server", "containerPort": s.server["port"]}],
             "env": list(env), **({"envFrom": list(env_from)} if env_from else {}),
-            "resources": SIDECAR_RESOURCES, "volumeMounts": list(mounts)}
+            "resources": sidecar_resources(s.server), "volumeMounts": list(mounts)}
+
+
+def sidecar_resources(server: Any) -> dict:
+    """0.25 CPU and 512 MiB (limits 1 CPU, 2 GiB) unless `cpu_count`/`memory` (GiB) say otherwise."""
+    from .render import quantity
+    out = {kind: dict(values) for kind, values in SIDECAR_RESOURCES.items()}
+    if "cpu_count" in server:
+        out["requests"]["cpu"] = out["limits"]["cpu"] = quantity(server["cpu_count"])
+    if "memory" in server:
+        out["requests"]["memory"] = out["limits"]["memory"] = quantity(server["memory"], "Gi")
+    return out

@@ -254,6 +254,8 @@ def startup_script(project: Project, s: RunSettings, files: Sequence[str] = ()) 
             conda_sh=f"{s.conda_home}/etc/profile.d/conda.sh", conda_env=project.conda_env_name)
     if files:
         script += _template(project, "files.sh.j2").render(files=files, mount=FILES_MOUNT)
+    if s.extra_startup_script:
+        script += s.extra_startup_script.rstrip() + "\n"
     return script
 
 

@@ -85,7 +85,7 @@ BAD = {
     "runtime-words": ({"max_runtime": "5 minutes"}, "max_runtime: expected a duration"),
     "server-no-port": ({"server": {"command": "x"}}, "server: expected null or a mapping with command"),
     "secret-no-key": ({"secret_env": {"X": "wandb"}}, "secret_env: expected a mapping of variable names"),
-    "shared-negative": ({"shared": -1}, "shared: expected a whole number >= 0"),
+    "shared-negative": ({"shared": -1}, "shared: expected a whole number of cells per Job"),
     "parallel-text": ({"max_parallel": "two"}, "max_parallel: expected a whole number >= 0 or null"),
     "selector-list": ({"node_selector": ["ssd"]}, "node_selector: expected a mapping of strings"),
 }
@@ -246,3 +246,21 @@ def test_secret_env_references_are_checked_before_any_job(project, kube):
     code, out, err = run(project, "job")                  # may not read Secrets: the check is skipped
     assert code == 0, err
     assert len(kube.objects("jobs")) == 4
+
+
+COMPAT = {
+    "server-named": ({"server": {"tb": {"command": "tensorboard", "port": 6006, "memory": 4}}},
+                     lambda j: pod_of(j)["initContainers"][0]["resources"]["requests"]["memory"] == "4Gi"),
+    "shared-fraction": ({"shared": 0.5, "model": {"m": {"command": "e <s>", "hparam": {"s": [1, 2, 3, 4]}}}},
+                        lambda j: j["metadata"]["annotations"][workloads.ANNOTATION_CELLS].count("+") == 1),
+    "extra-startup": ({"extra_startup_script": "source /opt/env.sh"},
+                      lambda j: pod_of(j)["containers"][0]["command"][2].endswith("source /opt/env.sh\necho hi\n")),
+}
+
+
+@pytest.mark.parametrize("extra, check", [pytest.param(*c, id=k) for k, c in COMPAT.items()])
+def test_keys_of_the_public_toolbox_keep_working(extra, check):
+    data = {"model": {"m": {"command": "echo hi"}}, **extra}
+    job = rendered(data)[1].jobs[0].manifest
+    validate_both(job)
+    assert check(job)

@@ -31,15 +31,21 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
+CLUSTER_COMMANDS = ("job", "dryrun", "smoke", "status", "logs", "forward", "pod", "copy", "delete", "clean-jobs")
+
+
 def _config(args: argparse.Namespace):
     from kube import config
-    return config.load(args.root)
+    cfg = config.load(args.root)
+    if args.command in CLUSTER_COMMANDS:
+        config.require_identity(cfg, f"make {args.command}")
+    return cfg
 
 
 def _runs(args: argparse.Namespace):
     from kube import grid
     cfg = _config(args)
-    selection = grid.Selection.parse(args.only)
+    selection = grid.Selection.parse(getattr(args, "only", None))
     return cfg, selection, grid.build_runs(cfg, selection)
 
 

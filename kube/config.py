@@ -306,8 +306,11 @@ def _check_project(kube: Mapping[str, Any], launch: Mapping[str, Any]) -> dict[s
             raise unknown_key(KUBE_FILE, str(key), str(key), allowed)
     values: dict[str, Any] = {}
     for key in ("project_name", "user", "namespace"):
-        if key not in kube or kube[key] in (None, ""):
-            raise ConfigError(KUBE_FILE, key, "required project-wide key is missing")
+        if kube.get(key) in (None, ""):
+            if key == "project_name":
+                raise ConfigError(KUBE_FILE, key, "required project-wide key is missing")
+            values[key] = ""             # local runs need no cluster identity; cluster commands check it
+            continue
         if not isinstance(kube[key], str):
             raise ConfigError(KUBE_FILE, key, f"expected a string, got {type_name(kube[key])}")
         values[key] = kube[key]
@@ -318,7 +321,7 @@ def _check_project(kube: Mapping[str, Any], launch: Mapping[str, Any]) -> dict[s
     if not is_label_value(values["user"]):
         raise ConfigError(KUBE_FILE, "user", f"expected a valid label value (letters, digits, '-', '_', '.'; "
                                               f"at most 63), got {values['user']!r}")
-    if not is_name(values["namespace"]):
+    if values["namespace"] and not is_name(values["namespace"]):
         raise ConfigError(KUBE_FILE, "namespace", f"expected a DNS-1123 label, got {values['namespace']!r}")
     conda_env = kube.get("conda_env_name", name)
     if not isinstance(conda_env, str) or not conda_env:
@@ -436,6 +439,14 @@ def from_mappings(kube: Mapping[str, Any], launch: Mapping[str, Any], dotenv: Ma
     base = resolve_settings(project, merge_levels([kube_fields, launch_fields]), LAUNCH_FILE, "")
     return Config(project=project, base_settings=base, base_levels=(kube_fields, launch_fields),
                   models=models, datasets=datasets, runs=runs, smoke=smoke)
+
+
+def require_identity(cfg: Config, command: str) -> None:
+    """The cluster commands need `user` and `namespace` (local runs do not)."""
+    for key, meaning in (("user", "your name on the cluster: the `user` label on everything you create"),
+                         ("namespace", "the Kubernetes namespace you may use (`kubectl config view --minify`)")):
+        if not getattr(cfg.project, key):
+            raise ConfigError(KUBE_FILE, key, f"required for `{command}`: {meaning}")
 
 
 def load(root: Path | str) -> Config:

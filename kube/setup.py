@@ -32,15 +32,16 @@ MAKE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")   # names a shell can export
 UNIT = "\x1f"                                        # stands for a newline in $(shell) output (which has none)
 
 
-def version_problem(version: Sequence[int], executable: str, what: str = "") -> Optional[str]:
+RUN_WITH_NEWER = ("install a newer one and run make setup PYTHON=/path/to/python3 (or activate an environment "
+                  "that has it)")
+
+
+def version_problem(version: Sequence[int], where: str, advice: str = RUN_WITH_NEWER) -> Optional[str]:
     """The one-line complaint about a Python older than MIN_PYTHON, or None."""
     if tuple(version[:2]) >= MIN_PYTHON:
         return None
-    need = "%d.%d" % MIN_PYTHON
-    have = "%d.%d" % tuple(version[:2])
-    where = what or executable
-    return ("Kube Toolbox needs Python %s or newer; %s is Python %s: install a newer one and run "
-            "make setup PYTHON=/path/to/python3 (or activate an environment that has it)" % (need, where, have))
+    return "Kube Toolbox needs Python %d.%d or newer; %s is Python %d.%d: %s" % (
+        MIN_PYTHON + (where,) + tuple(version[:2]) + (advice,))
 
 
 # --- which environment: the same resolution as local runs ---------------------------------------------------
@@ -84,8 +85,9 @@ def project_and_settings(root: Path):
         return cfg.project, (runs[0].settings if runs else cfg.base_settings), None
     except ImportError:
         note = None                                   # the usual case before setup: read the keys by hand
-    except ToolboxError as error:
-        note = "the config does not load yet (%s); using its top-level keys" % error
+    except ToolboxError as error:                   # say so only when there is a config to speak of
+        note = "config not loaded (%s); read its top-level keys" % error \
+            if (root / "config" / "kube.yaml").exists() else None
     kube = top_level_keys(root / "config" / "kube.yaml", ("project_name", "conda_env_name", "conda_home"))
     launch = top_level_keys(root / "config" / "launch.yaml", ("conda_home",))
     name = kube.get("conda_env_name") or kube.get("project_name") or ""
@@ -220,14 +222,16 @@ def setup(root: Path, extras: str = "") -> int:
     root = Path(root).resolve()
     project, settings, note = project_and_settings(root)
     env = find_python_env(project, settings)
-    python = env.bin_dir / "python"
-    if not python.exists():
-        python = env.bin_dir / "python3"
+    python = env.bin_dir / "python"                 # what `python` is in local runs (bin_dir first on PATH)
+    if env.bin_dir == Path(sys.executable).parent or not python.exists():
+        python = Path(sys.executable) if env.bin_dir == Path(sys.executable).parent else env.bin_dir / "python3"
     say("Python environment: %s" % env.description)
     if note:
         say("  (%s)" % note)
     version, has_pip, managed, prefix, executable = probe(python)
-    problem = version_problem(version, executable, "%s (%s)" % (executable, env.description.split(" (")[0]))
+    kind = env.description.split(" (")[0]
+    problem = version_problem(version, "%s (%s)" % (executable, kind),
+                              "make that environment with Python %d.%d or newer, then make setup" % MIN_PYTHON)
     if problem:
         raise SetupError(problem)
     if managed:
@@ -259,7 +263,7 @@ def setup(root: Path, extras: str = "") -> int:
         if has.returncode != 0:
             warn("warning: make runs the toolbox itself with %s (PYTHON), which lacks these packages: activate the "
                  "%s before running make, or set PYTHON=%s (on the command line, or once in project.mk)"
-                 % (sys.executable, env.description.split(" (")[0], executable))
+                 % (sys.executable, kind, executable))
     return 0
 
 
@@ -278,12 +282,13 @@ def dotenv_values(path: Path) -> Optional[Dict[str, str]]:
 
 
 def make_syntax(values: Dict[str, str], skip: Iterable[str] = ()) -> str:
-    """`override define NAME :=` blocks that give each variable its exact value, then export it.
+    """`override define NAME` blocks that give each variable its exact value, then export it.
 
-    `$` is doubled (the := expansion turns `$$` back into one); every line is wrapped in `$()`, which expands to
-    nothing, so no line of a value can end in a continuing backslash, lose its leading blanks or read as
-    `endef`. `override` makes .env win over the environment and the command line, as in local runs. Newlines
-    are written as UNIT because $(shell) output keeps none: the Makefile turns them back.
+    `$` is doubled (expanding the variable when it is exported turns `$$` back into one); every line is wrapped in
+    `$()`, which expands to nothing, so no line of a value can end in a continuing backslash, lose its leading
+    blanks or read as `endef`. A plain `define` (no `:=`) also works with the make 3.81 of macOS. `override` makes
+    .env win over the environment and the command line, as in local runs. Newlines are written as UNIT because
+    $(shell) output keeps none: the Makefile turns them back.
     """
     skipped = set(skip) | MAKE_SPECIAL
     blocks = []
@@ -291,7 +296,7 @@ def make_syntax(values: Dict[str, str], skip: Iterable[str] = ()) -> str:
         if not MAKE_NAME.match(name) or name in skipped or name.startswith("KT_") or UNIT in value:
             continue
         lines = ["$()%s$()" % line for line in value.replace("$", "$$").split("\n")]
-        blocks.append(UNIT.join(["override define %s :=" % name] + lines + ["endef", "export %s" % name, ""]))
+        blocks.append(UNIT.join(["override define %s" % name] + lines + ["endef", "export %s" % name, ""]))
     return "".join(blocks)
 
 

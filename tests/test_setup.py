@@ -140,6 +140,20 @@ def test_setup_finds_the_conda_env_as_local_runs_do(project: Path, bare_python: 
     assert f"Python environment: conda env 'example' ({conda}/envs/example)" in local.stdout
 
 
+def test_setup_refuses_a_project_environment_with_an_old_python(project: Path, tmp_path: Path):
+    olds = _old_pythons()
+    if not olds:
+        pytest.skip("no Python older than 3.10 on this machine")
+    old_env = tmp_path / "proj" / ".venv"
+    subprocess.run([olds[0], "-m", "venv", "--without-pip", str(old_env)], check=True)
+    result = make(project, "setup")
+    assert result.returncode == 2
+    assert f"Python environment: project venv ({old_env})" in result.stdout
+    lines = toolbox_lines(result.stderr)
+    assert len(lines) == 1 and "(project venv) is Python 3." in lines[0], result.stderr
+    assert lines[0].endswith("make that environment with Python 3.10 or newer, then make setup")
+
+
 def test_setup_refuses_the_system_python(project: Path):
     """An interpreter the OS manages (PEP 668) gets one line saying how to make a venv, not pip's page."""
     system = "/usr/bin/python3"

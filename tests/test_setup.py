@@ -179,12 +179,14 @@ def test_setup_usage_errors_are_one_line(project: Path):
     assert direct.returncode == 2 and len(direct.stderr.splitlines()) == 1 and "usage:" in direct.stderr
 
 
-def test_launch_setup_is_the_same_command(project: Path):
-    result = subprocess.run([sys.executable, "launch.py", "setup", "--extras", "a b"], cwd=project,
-                            capture_output=True, text=True)
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == ["error: extras: expected names separated by commas (e.g. extras=s5cmd), "
-                                          "got 'a b'"]
+def test_launch_setup_is_the_same_command(project: Path, bare_python: str):
+    """`launch.py setup` reaches kube/setup.py before importing any of the toolbox's packages."""
+    for python in (sys.executable, bare_python):
+        result = subprocess.run([python, "launch.py", "setup", "--extras", "a b"], cwd=project,
+                                capture_output=True, text=True)
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == ["error: extras: expected names separated by commas (e.g. "
+                                              "extras=s5cmd), got 'a b'"]
 
 
 # --- the missing-package line, usage errors --------------------------------------------------------------------

@@ -184,9 +184,9 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from kube import operations, status
+    from kube import observe, operations, status
     cfg, _, runs = _runs(args)
-    report = operations.collect_status(operations.gateway(cfg.project), cfg.project, runs)
+    report = observe.collect_status(operations.gateway(cfg.project), cfg.project, runs)
     if args.json:
         out(json.dumps({**status.as_json(report.cells, report.orphans), "api_calls": report.calls}, indent=2))
         return 0
@@ -202,11 +202,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from kube import operations, status
+    from kube import observe, operations, status
     cfg = _config(args)
-    name = operations.resolve_job(cfg, args.name)
+    name = observe.resolve_job(cfg, args.name)
     gw = operations.gateway(cfg.project)
-    pod = operations.cell_pod(gw, cfg.project, name)
+    pod = observe.cell_pod(gw, cfg.project, name)
     failed = (pod.get("status") or {}).get("phase") == "Failed"
     tail = args.tail if args.tail is not None else (50 if failed else None)
     if failed:
@@ -224,15 +224,15 @@ def cmd_forward(args: argparse.Namespace) -> int:
     import shutil
     import subprocess
 
-    from kube import operations
+    from kube import observe, operations
     from kube.errors import UsageError
     cfg = _config(args)
-    name = operations.resolve_job(cfg, args.name)
+    name = observe.resolve_job(cfg, args.name)
     kubectl = shutil.which("kubectl")
     if not kubectl:
         raise UsageError("forward: kubectl is not on PATH (it keeps the tunnel open)")
-    pod = operations.cell_pod(operations.gateway(cfg.project), cfg.project, name)
-    port = operations.server_port(pod)
+    pod = observe.cell_pod(operations.gateway(cfg.project), cfg.project, name)
+    port = observe.server_port(pod)
     local = args.port or port
     err(f"Forwarding http://127.0.0.1:{local} to {pod['metadata']['name']}:{port} (Ctrl-C stops)")
     return subprocess.call([kubectl, "port-forward", "-n", cfg.project.namespace, f"pod/{pod['metadata']['name']}",

@@ -171,7 +171,7 @@ def env_secret(project: Project) -> dict | None:
     if not values:
         return None
     data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())}
-    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+    digest = hashlib.sha256(json.dumps([project.user, data], sort_keys=True).encode()).hexdigest()[:10]
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": f"{project.project_name}-env-{digest}", "namespace": project.namespace,
                          "labels": owner_labels(project)},
@@ -281,7 +281,9 @@ def _workload_values(project: Project, s: RunSettings, extras: Extras) -> dict:
     more_volumes, more_mounts = podspec.scratch(s)
     volumes += more_volumes
     mounts += more_mounts
-    env = [{"name": k, "value": v} for k, v in {**JOB_ENV, **s.env}.items() if k not in LAPTOP_ONLY_ENV]
+    # `.env` wins over `env:` as it does locally; in a pod `env` would win over `envFrom`, so leave those out.
+    env = [{"name": k, "value": v} for k, v in {**JOB_ENV, **s.env}.items()
+           if k not in LAPTOP_ONLY_ENV and k not in project.dotenv]
     env += podspec.secret_env(s)
     env.append({"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
     res = resources(s)

@@ -220,3 +220,18 @@ def test_server_side_rules_checked_before_any_render():
         render.check_quantities({"limits": {"cpu": 2}}, "Job 'ok'")
     render.check_meta("Job", "ok", {"user": "x"})
     render.check_quantities({"limits": {"cpu": "2500m", "memory": "12800Mi"}}, "Job 'ok'")
+
+
+def test_dotenv_wins_over_env_in_jobs_as_it_does_locally(tmp_path):
+    make_project(tmp_path, "env: {MODE: from-config, OTHER: kept}\nmodel: {m: {command: echo}}\n",
+                 dotenv="MODE=from-dotenv\n")
+    env = {e["name"]: e.get("value") for e in container(job_of(tmp_path))["env"]}
+    assert "MODE" not in env and env["OTHER"] == "kept"          # MODE arrives through the .env Secret
+
+
+def test_secret_names_differ_between_users_with_the_same_dotenv(tmp_path):
+    a = make_project(tmp_path / "a", "model: {m: {command: echo}}\n", dotenv="A=1\n")
+    b = make_project(tmp_path / "b", "model: {m: {command: echo}}\n", kube=KUBE.replace("alice", "bob"),
+                     dotenv="A=1\n")
+    names = {render.env_secret(config.load(root).project)["metadata"]["name"] for root in (a, b)}
+    assert len(names) == 2

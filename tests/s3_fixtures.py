@@ -7,8 +7,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -153,3 +155,142 @@ def s3(request, monkeypatch) -> S3:
 @pytest.fixture
 def seaweed(seaweedfs_url, monkeypatch) -> S3:
     return make_s3(seaweedfs_url, monkeypatch)
+
+
+# ---------------------------------------------------------------- sick servers (real sockets on 127.0.0.1)
+
+class Blackhole:
+    """A TCP server that accepts every connection, reads what is sent and never answers (a hung endpoint)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+            threading.Thread(target=_drain, args=(conn,), daemon=True).start()
+
+    def close(self) -> None:
+        for s in [self.sock, *self.held]:
+            _close(s)
+
+
+def _drain(conn: socket.socket) -> None:
+    try:
+        while conn.recv(65536):
+            pass
+    except OSError:
+        pass
+
+
+def _close(s: socket.socket) -> None:
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    s.close()
+
+
+_SICK_BODY = b"<Error><Code>InternalError</Code><Message>sick proxy</Message></Error>\n"
+SICK_500 = (b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(_SICK_BODY), _SICK_BODY))
+
+
+class SickProxy:
+    """An HTTP proxy in front of a real S3 server that misbehaves on the requests `rule(method, target)` picks.
+
+    Actions: "pass"; "hang" (never answer); "stall" (answer, then go silent after `stall_bytes` of the response);
+    "500" (an InternalError reply). Requests are parsed (head + Content-Length body); responses relayed as bytes.
+    """
+
+    def __init__(self, upstream: str, rule: Callable[[str, str], str], stall_bytes: int = 65536) -> None:
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.rule, self.stall_bytes = rule, stall_bytes
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.log: list[tuple[str, str, str]] = []
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        up = socket.create_connection((self.upstream.hostname, self.upstream.port))
+        self.open += [client, up]
+        budget: list[int | None] = [None]
+
+        def back() -> None:
+            try:
+                while data := up.recv(65536):
+                    if budget[0] is not None:
+                        data, budget[0] = data[:budget[0]], budget[0] - min(len(data), budget[0])
+                    if data:
+                        client.sendall(data)
+            except OSError:
+                pass
+        threading.Thread(target=back, daemon=True).start()
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    chunk = client.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                lines = head.decode("latin-1").split("\r\n")
+                method, target = lines[0].split(" ")[:2]
+                headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}
+                action = self.rule(method, target)
+                self.log.append((method, target, action))
+                if action == "hang":
+                    return _drain(client)
+                if action == "500":
+                    client.sendall(SICK_500)
+                    return
+                if action == "stall":
+                    budget[0] = self.stall_bytes
+                up.sendall(head + b"\r\n\r\n")
+                if headers.get("transfer-encoding", "").lower() == "chunked":      # not parsed: relay the rest
+                    up.sendall(buf)
+                    while chunk := client.recv(65536):
+                        up.sendall(chunk)
+                    return
+                remaining = int(headers.get("content-length", "0"))
+                up.sendall(buf[:remaining])
+                remaining, buf = remaining - len(buf[:remaining]), buf[remaining:]
+                while remaining > 0:
+                    chunk = client.recv(min(65536, remaining))
+                    if not chunk:
+                        return
+                    up.sendall(chunk)
+                    remaining -= len(chunk)
+        except OSError:
+            pass
+        finally:
+            _close(client)
+            _close(up)
+
+    def close(self) -> None:
+        for s in [self.sock, *self.open]:
+            _close(s)
+
+
+@pytest.fixture
+def blackhole():
+    hole = Blackhole()
+    yield hole
+    hole.close()

@@ -195,7 +195,7 @@ def local_files(root: Path, sel: Selection, warn: Callable[[str], None] = lambda
             if stat.S_ISREG(st.st_mode):
                 found.append((key, path))
             else:
-                warn(f"skipped {key}: not a regular file ({_kind(st.st_mode)})")
+                warn(f"skipped {key}: a {_kind(st.st_mode)}, not a regular file")
 
     start = root / head if head else root
     if head and not _inside(root, os.path.realpath(start.parent)):
@@ -206,8 +206,8 @@ def local_files(root: Path, sel: Selection, warn: Callable[[str], None] = lambda
 
 
 def _kind(mode: int) -> str:
-    return ("FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else
-            "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "folder" if stat.S_ISDIR(mode) else "special")
+    return {stat.S_IFREG: "file", stat.S_IFDIR: "folder", stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket",
+            stat.S_IFCHR: "device", stat.S_IFBLK: "device"}.get(stat.S_IFMT(mode), "special file")
 
 
 def local_target(root: Path, key: str, folder: bool = False) -> Path:
@@ -237,14 +237,10 @@ def local_target(root: Path, key: str, folder: bool = False) -> Path:
             if not _inside(root, real):
                 raise S3Error(f"local {shown} is a symbolic link to {real}, outside the local root: not written through")
             st = os.stat(real)
-        if stat.S_ISDIR(st.st_mode) and last and not folder:
-            raise S3Error(f"local {shown} is a folder: the key needs a file there")
-        if not stat.S_ISDIR(st.st_mode) and not last:
-            raise S3Error(f"local {shown} is a file: the key needs a folder there")
-        if not stat.S_ISREG(st.st_mode) and last and not stat.S_ISDIR(st.st_mode):
-            raise S3Error(f"local {shown} is not a regular file ({_kind(st.st_mode)})")
-        if folder and last and not stat.S_ISDIR(st.st_mode):
-            raise S3Error(f"local {shown} is a file: the key is a folder marker")
+        wanted = stat.S_ISDIR if folder or not last else stat.S_ISREG
+        if not wanted(st.st_mode):
+            raise S3Error(f"local {shown} is a {_kind(st.st_mode)}: the key needs a "
+                          f"{'folder' if wanted is stat.S_ISDIR else 'file'} there")
     if folder:
         root.joinpath(*parts).mkdir(parents=True, exist_ok=True)
     return root.joinpath(*parts)
@@ -422,10 +418,16 @@ class Bucket:
                     "Objects": [{"Key": k} for k in batchable[i:i + 1000]], "Quiet": True})
                 refused += [(e.get("Key", "?"), f"{e.get('Code')}: {e.get('Message')}")
                             for e in reply.get("Errors", [])]
-            for key in sorted(set(keys) - set(batchable)):
-                self.client.delete_object(Bucket=name, Key=key)
         except Exception as err:
             raise self._fail(f"cannot delete from s3://{name}", err) from None
+        for key in sorted(set(keys) - set(batchable)):
+            try:
+                self.client.delete_object(Bucket=name, Key=key)
+            except Exception as err:
+                fatal = self.failure(err)
+                if fatal:
+                    raise fatal from None
+                refused.append((key, _reason(err)))
         return refused
 
     def abort_unfinished(self, keys: list[str], since: float) -> None:

@@ -3,8 +3,9 @@
 
 Upload then download of 1,000 small files and of one 200 MB file, for the boto3 backend, the s5cmd backend and a
 naive one-file-at-a-time boto3 loop (the baseline, measured in the same run), then a no-change re-sync of 10,000
-files. Prints medians and ratios.
-Usage: python bench/bench_s3.py [--small 1000] [--big-mb 200] [--resync 10000] [--repeat 3]
+files. Prints medians and ratios. `--hung SECONDS` instead times how long each backend takes to give up on an
+endpoint that accepts connections and never answers (S3_READ_TIMEOUT=SECONDS, other settings from the environment).
+Usage: python bench/bench_s3.py [--small 1000] [--big-mb 200] [--resync 10000] [--repeat 3] | --hung 60
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import io
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import s3utils  # noqa: E402
-from tests.s3_fixtures import ACCESS_KEY, SECRET_KEY, start_seaweedfs  # noqa: E402
+from tests.s3_fixtures import ACCESS_KEY, SECRET_KEY, Blackhole, start_seaweedfs  # noqa: E402
 
 
 def naive(client, bucket: str, root: Path, prefix: str, upload: bool) -> None:
@@ -45,13 +47,33 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def hung(read_timeout: str) -> None:
+    """Seconds until the command line gives up on a hung endpoint, and the one line it prints."""
+    hole = Blackhole()
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "data").mkdir()
+        (Path(tmp) / "data" / "a.txt").write_text("a")
+        env = {**os.environ, "S3_BUCKET_NAME": "bench", "S3_ENDPOINT_URL": hole.url, "AWS_ACCESS_KEY_ID": "k",
+               "AWS_SECRET_ACCESS_KEY": "s", "S3_READ_TIMEOUT": read_timeout}
+        for backend, args in (("boto3", ["download", "data/"]), ("s5cmd", ["upload", "data/", "--overwrite"])):
+            start = time.perf_counter()
+            run = subprocess.run([sys.executable, str(ROOT / "s3utils.py"), *args], cwd=tmp, capture_output=True,
+                                 text=True, env={**env, "S3UTILS_BACKEND": backend})
+            print(f"  {backend:5s} {' '.join(args):24s}: exit {run.returncode} after "
+                  f"{time.perf_counter() - start:6.1f} s: {run.stderr.strip()}")
+    hole.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--big-mb", type=int, default=200)
     parser.add_argument("--resync", type=int, default=10000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--hung", metavar="SECONDS", help="only time the failure on a hung endpoint")
     args = parser.parse_args()
+    if args.hung:
+        return hung(args.hung)
     import boto3
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

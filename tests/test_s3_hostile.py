@@ -188,11 +188,11 @@ def hostile_project(tmp: Path) -> Path:
 
 
 UPLOADED = {"data/ok.txt": b"ok", "data/inside": b"ok", "data/build/x.txt": b"nested build is data"}
-SKIPPED = ["data/broken: broken symbolic link", "data/fifo: not a regular file (FIFO)",
+SKIPPED = ["data/broken: broken symbolic link", "data/fifo: a FIFO, not a regular file",
            "data/loot: symbolic link to {tmp}/outside/dir, outside the project root",
            "data/other: symbolic link to a folder (not followed)",
            "data/passwd: symbolic link to /etc/passwd, outside the project root",
-           "data/sock: not a regular file (socket)",
+           "data/sock: a socket, not a regular file",
            "data/up.env: symbolic link to {tmp}/outside/secret.env, outside the project root"]
 
 
@@ -206,7 +206,8 @@ def test_upload_takes_only_project_files(selection, s3, backend, capsys, tmp_pat
     assert sorted(out.splitlines()) == sorted(f"Uploaded {k} to {k}" for k in expected)
     for line in SKIPPED:
         assert f"warning: skipped {line.format(tmp=tmp_path)}" in err
-    assert "data/null: not a regular file" in err and "Traceback" not in err
+    null_kind = "device" if stat.S_ISCHR(os.lstat(project / "data/null").st_mode) else "FIFO"
+    assert f"data/null: a {null_kind}, not a regular file" in err and "Traceback" not in err
 
 
 NAMED = {                 # selection -> keys it uploads (excluded names only when spelled out)
@@ -287,11 +288,11 @@ def test_download_through_a_folder_link_inside_the_root(seaweed, backend, capsys
 # ---------------------------------------------------------------- 3. per-file conflicts
 
 CONFLICTS = {      # server, local files (None: a folder, "fifo", or bytes), keys in the bucket, the key that fails
-    "file-where-folder-needed": ("seaweedfs", {"data/a": b"local"}, ["data/a/b"], "data/a/b", "local data/a is a file"),
-    "folder-where-file-goes": ("seaweedfs", {"data/a/keep": b"k"}, ["data/a"], "data/a", "local data/a is a folder"),
+    "file-where-folder-needed": ("seaweedfs", {"data/a": b"local"}, ["data/a/b"], "data/a/b", "local data/a is a file: the key needs a folder there"),
+    "folder-where-file-goes": ("seaweedfs", {"data/a/keep": b"k"}, ["data/a"], "data/a", "local data/a is a folder: the key needs a file there"),
     "bucket-has-file-and-folder": ("moto", {}, ["data/a", "data/a/b"], "data/a", "cannot share the name"),
-    "marker-where-file-stands": ("moto", {"data/m": b"local"}, ["data/m/"], "data/m/", "local data/m is a file"),
-    "fifo-at-target": ("seaweedfs", {"data/f": "fifo"}, ["data/f"], "data/f", "not a regular file (FIFO)"),
+    "marker-where-file-stands": ("moto", {"data/m": b"local"}, ["data/m/"], "data/m/", "local data/m is a file: the key needs a folder there"),
+    "fifo-at-target": ("seaweedfs", {"data/f": "fifo"}, ["data/f"], "data/f", "local data/f is a FIFO: the key needs a file there"),
     "empty-path-component": ("moto", {}, ["data//x"], "data//x", "an empty or '.' path component"),
     "dot-path-component": ("moto", {}, ["data/./x"], "data/./x", "an empty or '.' path component"),
 }
@@ -457,3 +458,11 @@ def test_remove_names_one_key_even_with_cr_in_it(seaweed, capsys):
     status, out, _err = run(capsys, "remove", "data/cr\rx", "--yes")
     assert status == 0 and out.splitlines() == ["data/cr\\rx", "Removed data/cr\\rx"]
     assert sorted(seaweed.keys()) == ["data/cr\nx", "data/other"]
+
+
+def test_named_folder_link_inside_the_root_is_walked(seaweed, capsys, tmp_path):
+    project = tree(tmp_path / "p", {"real/a.txt": b"a", "real/sub/b.txt": b"b"})
+    os.symlink("real", project / "data")
+    status, out, err = run(capsys, "upload", "data/", "--local-path", project)
+    assert status == 0 and err == "2 uploaded, 0 unchanged, 0 failed\n"
+    assert seaweed.keys() == {"data/a.txt": b"a", "data/sub/b.txt": b"b"}

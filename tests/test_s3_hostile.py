@@ -232,6 +232,14 @@ def test_excluded_names_only_when_named_exactly(selection, seaweed, capsys, tmp_
         assert f"error: file: no local file matches {selection!r}" in err
 
 
+@pytest.mark.parametrize("root", ["./", ".", ""])
+def test_the_project_root_itself_is_not_a_selection(root, seaweed, capsys, tmp_path):
+    project = hostile_project(tmp_path)
+    status, out, err = run(capsys, "upload", root, "--local-path", project)
+    assert status == 2 and out == "" and seaweed.keys() == {}
+    assert err == "error: file: expected a path relative to the project root (e.g. data/), got an empty one\n"
+
+
 @pytest.mark.parametrize("named", ["data/passwd", "data/up.env", "data/loot/", "data/loot/loot.txt", "data/fifo"])
 def test_named_link_out_or_special_file_uploads_nothing(named, seaweed, capsys, tmp_path):
     project = hostile_project(tmp_path)

@@ -113,8 +113,16 @@ def cmd_print_config(args: argparse.Namespace) -> int:
 
 # --- cluster side ----------------------------------------------------------------------------------------------
 
+def _laptop_env_note(project: Any) -> None:
+    from kube.render import LAPTOP_ONLY_ENV
+    for key in LAPTOP_ONLY_ENV:
+        if key in project.dotenv:
+            err(f"note: {key} from .env stays on this machine; jobs and pods see every GPU they request")
+
+
 def _provenance(project: Any, warn: bool):
     from kube import provenance
+    _laptop_env_note(project)
     prov = provenance.read(project.root)
     if warn and prov.dirty:
         err(f"warning: the working tree has uncommitted changes (diff {prov.diff_hash}); jobs run the committed "
@@ -243,6 +251,7 @@ def cmd_pod(args: argparse.Namespace) -> int:
     from kube import operations, render
     cfg = _config(args)
     project = cfg.project
+    _laptop_env_note(project)
     pod, objects = render.render_pod(project, cfg.base_settings, args.name)
     if args.dry_run:
         text = operations.stream_text(objects, [pod])

@@ -264,3 +264,30 @@ def test_keys_of_the_public_toolbox_keep_working(extra, check):
     job = rendered(data)[1].jobs[0].manifest
     validate_both(job)
     assert check(job)
+
+
+def test_every_new_setting_is_accepted_by_the_test_api_server(project, kube):
+    lf = project / "config" / "launch.yaml"
+    lf.write_text("""\
+max_runtime: 6h
+priority_class: low
+node_selector: {disk: ssd}
+service_account: trainer
+queue: team-a
+secret_env: {WANDB_API_KEY: wandb/api-key}
+scratch: 20
+scratch_class: nvme
+server: {command: tensorboard --logdir runs, port: 6006}
+""" + lf.read_text())
+    kube.seed({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "wandb", "namespace": "lab"},
+               "data": {"api-key": "eA=="}})
+    code, out, err = run(project, "job")
+    assert code == 0, err
+    jobs = kube.objects("jobs")
+    assert len(jobs) == 4 and all(j["spec"]["suspend"] is True for j in jobs)
+    assert all(j["spec"]["template"]["spec"]["initContainers"][0]["name"] == "server" for j in jobs)
+    lf.write_text("shared: 2\nmax_parallel: 1\n" + lf.read_text())
+    code, out, err = run(project, "job")
+    assert code == 0, err
+    array = [j for j in kube.objects("jobs") if j["spec"].get("completionMode") == "Indexed"]
+    assert len(array) == 1 and array[0]["spec"]["completions"] == 2 and array[0]["spec"]["parallelism"] == 1

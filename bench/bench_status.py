@@ -89,7 +89,7 @@ def main() -> None:
         stop()
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"status of a {args.cells}-cell grid, {args.repeat} repeats (medians)")
-    print(f"  toolbox : {med['toolbox']:6.2f} s  {calls['toolbox']} API calls (constant: jobs, pods, events, nodes)")
+    print(f"  toolbox : {med['toolbox']:6.2f} s  {calls['toolbox']} API calls (one list per kind: jobs, pods, events, nodes; a call per 500 objects)")
     print(f"  baseline: {med['baseline']:6.2f} s  {calls['baseline']} API calls (get job + list pods per cell)")
     print(f"  ratio baseline/toolbox: {med['baseline'] / med['toolbox']:.1f}x")
 

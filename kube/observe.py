@@ -37,7 +37,7 @@ def node_gpus(gw: Gateway) -> dict[str, str]:
 
 
 def collect_status(gw: Gateway, project: Project, runs: Sequence[Run]) -> StatusReport:
-    """Four paged list calls whatever the grid size: jobs, pods, pod events, nodes."""
+    """One paged list per kind (jobs, pods, pod events, nodes): a call per 500 objects, whatever the grid."""
     sel = selector(project)
     jobs = gw.list("Job", sel)
     pods = gw.list("Pod", sel)

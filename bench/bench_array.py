@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: a 10,000-cell sweep submitted in array mode (one Indexed Job) vs one Job per cell.
 
-Both through `launch.py job` against the test API server (tests/kube_api.py) with a 20 ms round trip per
+Both through `launch.py job` against the test API server (tests/kube_api/) with a 20 ms round trip per
 request, as with a remote API server. Baseline, measured in the same run: the same grid without max_parallel.
 Prints wall time and API calls (medians), and the ratios.
 Usage: python bench/bench_array.py [--cells 10000] [--repeat 3] [--latency-ms 20]

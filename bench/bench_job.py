@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark: submit a 1,000-combination grid to the test API server (tests/kube_api.py, own process).
+"""Benchmark: submit a 1,000-combination grid to the test API server (tests/kube_api/, own process).
 
 Baseline, measured in the same run: what a hand-written loop does, one `kubectl get job` then `kubectl create`
 per job, sequentially, through the same official client. Prints time, API calls per job, and the ratio.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark: `make status` on a 1,000-cell grid against the test API server (tests/kube_api.py).
+"""Benchmark: `make status` on a 1,000-cell grid against the test API server (tests/kube_api/).
 
 Counts the API calls (target: a constant, whatever the grid size) and times the command. The baseline, measured
 in the same run, is the per-cell way: one `get job` and one `list pods` per cell.

@@ -28,7 +28,7 @@ def free_port() -> int:
 
 def start_server(latency_ms: float = 0.0, max_page: int | None = None,
                  gc_delay: float = 0.0) -> tuple[str, Callable[[], None]]:
-    """Start tests/kube_api.py in its own process; returns (url, stop)."""
+    """Start tests/kube_api in its own process; returns (url, stop)."""
     port = free_port()
     extra = (["--max-page", str(max_page)] if max_page else []) + (["--gc-delay", str(gc_delay)] if gc_delay else [])
     proc = subprocess.Popen([sys.executable, "-m", "tests.kube_api", "--port", str(port),

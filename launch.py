@@ -235,7 +235,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
     from kube import observe, operations
     from kube.errors import UsageError
     cfg = _config(args)
-    name = observe.resolve_job(cfg, args.name)
+    name = observe.resolve_job(cfg, args.name, "forward")
     kubectl = shutil.which("kubectl")
     if not kubectl:
         raise UsageError("forward: kubectl is not on PATH (it keeps the tunnel open)")

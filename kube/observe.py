@@ -47,15 +47,15 @@ def collect_status(gw: Gateway, project: Project, runs: Sequence[Run]) -> Status
     return StatusReport(cells, orphans, gw.calls)
 
 
-def resolve_job(cfg: Config, name: str) -> str:
+def resolve_job(cfg: Config, name: str, command: str = "logs") -> str:
     """A job name, or a `key=value` selection that picks exactly one cell."""
     if not name:
-        raise UsageError("logs: expected name=JOB or name='key=value ...' (see `make status` for names)")
+        raise UsageError(f"{command}: expected name=JOB or name='key=value ...' (see `make status` for names)")
     if "=" not in name:
         return name
     runs = grid.build_runs(cfg, name)
     if len(runs) != 1:
-        raise UsageError(f"logs: name={name!r} selects {len(runs)} cells; expected exactly one "
+        raise UsageError(f"{command}: name={name!r} selects {len(runs)} cells; expected exactly one "
                          f"({', '.join(r.name for r in runs[:5])}{'...' if len(runs) > 5 else ''})")
     return runs[0].name
 

@@ -291,3 +291,13 @@ server: {command: tensorboard --logdir runs, port: 6006}
     assert code == 0, err
     array = [j for j in kube.objects("jobs") if j["spec"].get("completionMode") == "Indexed"]
     assert len(array) == 1 and array[0]["spec"]["completions"] == 2 and array[0]["spec"]["parallelism"] == 1
+
+
+def test_forward_needs_the_cells_sidecar(project, kube):
+    kube.controller(True)
+    run(project, "job")
+    cell = kube.objects("jobs")[0]["metadata"]["name"]
+    code, _, err = run(project, "forward", "--name", cell)
+    assert code == 1 and "has no server sidecar" in err
+    code, _, err = run(project, "forward", "--name", "model=nope")
+    assert code == 2 and "selects no combination" in err and len(err.splitlines()) == 1

@@ -334,9 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
     wait = argparse.ArgumentParser(add_help=False)
     wait.add_argument("--timeout", type=float, default=1800, help="smoke: seconds to wait (default 1800)")
     wait.add_argument("--poll", type=float, default=5, help="smoke: seconds between checks (default 5)")
-    parser = argparse.ArgumentParser(prog="launch.py", description=__doc__.split("\n\n")[0],
-                                     epilog="Older spelling: --mode job|local|dryrun|local-dryrun|local-first|pod|"
-                                            "pod-dryrun|copy_files [--pod_name NAME] [--overwrite True]")
+    parser = argparse.ArgumentParser(
+        prog="launch.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Kube Toolbox: run the grid of config/launch.yaml here or as Kubernetes Jobs.\n"
+                    "Usually called through make from the project root (`make help` lists the targets).",
+        epilog="exit status: 0 done, 1 something failed (a run, a job, a call), 2 bad input or usage (nothing\n"
+               "was done), 130/143 interrupted.\n"
+               "older spelling: --mode job|local|dryrun|local-dryrun|local-first|pod|pod-dryrun|copy_files\n"
+               "                [--pod_name NAME] [--overwrite True]")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable, text: str, parents: list) -> argparse.ArgumentParser:
@@ -353,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("runs", cmd_runs, "list the selected combinations and their names", [grid_args])
     p = add("print-config", cmd_print_config, "show the merged settings of one combination", [grid_args])
     p.add_argument("--index", type=int, default=0, help="which selected combination (default: the first)")
-    p = add("job", cmd_job, "submit one Kubernetes Job per selected combination", [grid_args, wait])
+    p = add("job", cmd_job, "submit the selected combinations as Kubernetes Jobs (one a cell, packed, or arrays)", [grid_args, wait])
     p.add_argument("--overwrite", action="store_true", help="replace running or succeeded jobs too")
     p.add_argument("--smoke", action="store_true", help="launch the grid only if a smoke run succeeds")
     add("dryrun", cmd_dryrun, "print every Job manifest (also written to build/jobs.yaml), no cluster contact",

@@ -168,7 +168,9 @@ def cmd_job(args: argparse.Namespace) -> int:
                                annotations=annotations)
     parts = [f"{result.count(k)} {k}" for k in ("created", "replaced", "unchanged", "changed", "failed")
              if result.count(k) or k in ("created", "failed")]
-    out(f"{plural(len(result.results), 'job')}: {', '.join(parts)} ({plural(result.calls, 'API call')})")
+    cells = sum(j.cells for j in rendered.jobs) if not selection.states else None
+    held = f" ({plural(cells, 'cell')})" if cells is not None and cells != len(result.results) else ""
+    out(f"{plural(len(result.results), 'job')}{held}: {', '.join(parts)} ({plural(result.calls, 'API call')})")
     return 1 if result.failed else 0
 
 

@@ -145,6 +145,7 @@ class Rendered:
     text: str
     spec_hash: str = ""
     workload: str = "cell"            # cell | pack | array
+    cells: int = 1                    # how many cells of the grid it runs
 
     @cached_property
     def manifest(self) -> dict:
@@ -386,7 +387,8 @@ class Renderer:
         text = text.replace(_MARK + ANNOTATION_SPEC, digest)
         for key, value in self.annotations.items():
             text = text.replace(_MARK + key, value)
-        return Rendered("Job", name, text, digest, workload)
+        cells = 1 if workload == "cell" else len(notes.get(workloads.ANNOTATION_CELLS, "").replace("+", " ").split())
+        return Rendered("Job", name, text, digest, workload, cells)
 
 
 def render_job(run: Run, annotations: Mapping[str, str] | None = None) -> Rendered:

@@ -180,3 +180,18 @@ def test_provenance_annotations_dirty_warning_and_stale_cells(project, kube):
     code, out, _ = run(project, "status")
     stale = [line for line in out.splitlines() if " * " in line or line.rstrip().endswith(" *")]
     assert len(stale) == 4 and "ran code other than HEAD" in out   # old commit (data1) and dirty tree (data2)
+
+
+def test_job_warns_until_the_commit_is_pushed(project, kube, tmp_path):
+    code, _, err = run(project, "job", "--only", "dataset=data1 model=average")
+    assert code == 0 and "not a git repository with a commit" in err
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "one")
+    code, _, err = run(project, "job", "--only", "dataset=data1 model=average")
+    assert code == 0 and "HEAD is on no remote branch" in err
+    git(tmp_path, "init", "-q", "--bare", "remote.git")
+    git(project, "remote", "add", "origin", str(tmp_path / "remote.git"))
+    git(project, "push", "-q", "origin", "main")
+    code, _, err = run(project, "job", "--only", "dataset=data1 model=average")
+    assert code == 0 and "remote branch" not in err and "git repository" not in err

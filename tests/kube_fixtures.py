@@ -160,9 +160,10 @@ class Kubectl:
 
 @pytest.fixture
 def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
-    """kubectl against the test API server; skipped, with the reason, where kubectl is not installed."""
+    """kubectl against the test API server: the independent client is part of the suite, not optional."""
     if kubectl_path() is None:
-        pytest.skip("kubectl is not installed (tests/run.sh installs Debian's kubernetes-client package)")
+        pytest.fail("kubectl is not installed: run the suite with `bash tests/run.sh`, which installs Debian's "
+                    "kubernetes-client package")
     (tmp_path / "kubectl-home").mkdir()
     return Kubectl(kubeconfig, tmp_path / "kubectl-home")
 

@@ -122,7 +122,7 @@ def _quote(name: str, value: str, context: tuple[str, str]) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _compile(text: str, shell: bool) -> tuple:
+def _compile(text: str, for_bash: bool) -> tuple:
     """Scan once: literal runs and (name, context) placeholders, so a template renders by joining."""
     parts: list = []
     literal: list[str] = []
@@ -140,10 +140,10 @@ def _compile(text: str, shell: bool) -> tuple:
             if m:
                 parts.append("".join(literal))
                 literal = []
-                parts.append((m.group(1), _context(stack) if shell else None))
+                parts.append((m.group(1), _context(stack) if for_bash else None))
                 i = m.end()
                 continue
-        step = _shell_step(text, i, stack, pending) if shell else 1
+        step = _shell_step(text, i, stack, pending) if for_bash else 1
         literal.append(text[i:i + step])
         i += step
     parts.append("".join(literal))
@@ -263,16 +263,10 @@ def _render(parts: tuple, values: Mapping[str, object]) -> str:
     return "".join(out)
 
 
-def substitute(text: str, values: Mapping[str, object], *, shell: bool | None = None,
-               quote: bool | None = None) -> str:
-    """Replace each `<name>`; with shell=True the value is quoted for its bash context. KeyError if unknown.
-
-    `quote=` is the older spelling of `shell=`, still accepted for existing callers.
-    """
-    flag = shell if shell is not None else quote
-    if flag is None:
-        raise TypeError("substitute() needs shell=True or shell=False")
-    return _render(_compile(text, bool(flag)), values)
+def substitute(text: str, values: Mapping[str, object], *, for_bash: bool) -> str:
+    """Replace each `<name>`; `for_bash` quotes each value for the bash context it stands in (commands, scripts),
+    else values go in as they are (image names, env values). KeyError names an unknown placeholder."""
+    return _render(_compile(text, for_bash), values)
 
 
 def join_lines(text: str) -> str:

@@ -84,7 +84,7 @@ def _model_fields(entry: ModelEntry, values: Mapping[str, Any], path: str) -> di
     """The model's own overridable fields, with `<placeholders>` replaced in every string."""
     def sub(text: str, key: str) -> str:
         try:
-            return command.substitute(text, values, shell=key in SHELL_FIELDS)
+            return command.substitute(text, values, for_bash=key in SHELL_FIELDS)
         except KeyError as err:
             raise ConfigError(LAUNCH_FILE, f"{path}.{key}", f"unresolved placeholder <{err.args[0]}>") from None
         except ValueError as err:

@@ -1,7 +1,7 @@
 """Command processing: comments, the [local](remote) sugar, placeholders, line joining, injection-proof quoting.
 
-The quoting tests do not trust the quoting code: they run the produced command with `bash -c` (argument list,
-no shell=True) and check what the program received and that no marker file appeared.
+The quoting tests do not trust the quoting code: they run the produced command with `bash -c`, given as an
+argument list, and check what the program received and that no marker file appeared.
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def test_placeholders(text, names):
     pytest.param("it's", "x 'it'\"'\"'s'", id="quote-quoted"),
 ])
 def test_substitute_bare_context(value, expected):
-    assert substitute("x <v>", {"v": value}, shell=True) == expected
+    assert substitute("x <v>", {"v": value}, for_bash=True) == expected
 
 
 @pytest.mark.parametrize("text, value, expected", [
@@ -108,21 +108,21 @@ def test_substitute_bare_context(value, expected):
     pytest.param("cat <<-EOF\n\tEOF\nx <v>", "a b", "cat <<-EOF\n\tEOF\nx 'a b'", id="heredoc-dash-ends"),
 ])
 def test_substitute_quotes_for_its_context(text, value, expected):
-    assert substitute(text, {"v": value}, shell=True) == expected
+    assert substitute(text, {"v": value}, for_bash=True) == expected
 
 
 def test_substitute_without_shell_inserts_raw_text():
-    assert substitute("img:<tag> <b>", {"tag": "a b", "b": False}, shell=False) == "img:a b false"
+    assert substitute("img:<tag> <b>", {"tag": "a b", "b": False}, for_bash=False) == "img:a b false"
 
 
-def test_quote_keyword_is_still_accepted_for_existing_callers():
-    assert substitute("<v>", {"v": "a b"}, quote=True) == substitute("<v>", {"v": "a b"}, shell=True) == "'a b'"
+def test_a_value_with_a_space_is_one_bash_word():
+    assert substitute("<v>", {"v": "a b"}, for_bash=True) == "'a b'"
 
 
-@pytest.mark.parametrize("shell", [True, False], ids=["shell", "raw"])
-def test_unresolved_placeholder_raises_keyerror_with_its_name(shell):
+@pytest.mark.parametrize("for_bash", [True, False], ids=["bash", "raw"])
+def test_unresolved_placeholder_raises_keyerror_with_its_name(for_bash):
     with pytest.raises(KeyError) as err:
-        substitute("python a.py <fn> <known>", {"known": 1}, shell=shell)
+        substitute("python a.py <fn> <known>", {"known": 1}, for_bash=for_bash)
     assert err.value.args == ("fn",)
 
 
@@ -137,7 +137,7 @@ def test_unresolved_placeholder_raises_keyerror_with_its_name(shell):
 ])
 def test_unquotable_context_is_refused(text, value):
     with pytest.raises(ValueError, match="<v>"):
-        substitute(text, {"v": value}, shell=True)
+        substitute(text, {"v": value}, for_bash=True)
 
 
 # ---------------------------------------------------------------- multi-line commands

@@ -7,7 +7,8 @@ from typing import Any, Literal, Mapping
 
 # The kinds of value a setting takes; kube/config.py holds the one check per kind.
 Kind = Literal["str", "opt_str", "port", "count", "opt_count", "positive", "nonneg", "ratio", "seconds",
-               "bool", "duration", "str_list", "str_map", "file_list", "secret_refs", "server", "shared"]
+               "bool", "duration", "str_list", "str_map", "env_map", "volume_map", "file_list", "secret_refs",
+               "server", "shared"]
 
 JobState = Literal["not submitted", "pending", "running", "succeeded", "failed"]
 ObjectKind = Literal["Job", "Pod", "Secret", "ConfigMap", "Event", "Node"]
@@ -45,7 +46,7 @@ class RunSettings:
     docs/configuration.md is checked against `doc`, and the defaults are the field defaults.
     """
 
-    env: Mapping[str, str] = setting({}, "str_map", "extra environment variables (`.env` wins over them)")
+    env: Mapping[str, str] = setting({}, "env_map", "extra environment variables (`.env` wins over them)")
     startup_script: str | None = setting(None, "opt_str", "replaces the default startup script")
     extra_startup_script: str | None = setting(None, "opt_str", "runs after the startup script, before the "
                                                                 "command")
@@ -60,7 +61,7 @@ class RunSettings:
     memory: float = setting(32, "positive", "memory requested, GiB")
     ephemeral_storage: float = setting(100, "nonneg", "local disk requested, GiB (0: none)")
     limit_ratio: float = setting(2.0, "ratio", "limits = ratio x requests for CPU and memory (GPUs: equal)")
-    volumes: Mapping[str, str] = setting({}, "str_map", "`{pvc-name: mount-path}`")
+    volumes: Mapping[str, str] = setting({}, "volume_map", "`{pvc-name: mount-path}`")
     image: str = setting("", "str", "the container image",
                          "`<registry_host>/<gitlab_user>/<project_name>:latest`")
     gitlab_user: str = setting("", "str", "part of the default image", "`<user>`")

@@ -361,7 +361,7 @@ class Renderer:
         notes = {workloads.ANNOTATION_CELLS: w.cells_annotation()}
         if w.kind == "pack":
             return self._render(w.name, labels, w.settings, notes, workloads.unit_script(w.units[0]),
-                                workload="pack")
+                                workload="pack", cells=len(w.cells))
         cm = workloads.cells_configmap(w, self.project)
         self.objects[cm["metadata"]["name"]] = cm
         values = dict(self._shared(w.settings))
@@ -370,10 +370,11 @@ class Renderer:
                                                 "readOnly": True}]
         values["job_extra"] = podspec.job_fields(w.settings, len(w.units))
         values["backoff_limit"] = None
-        return self._render(w.name, labels, w.settings, notes, workloads.array_dispatch(), values, "array")
+        return self._render(w.name, labels, w.settings, notes, workloads.array_dispatch(), values, "array",
+                            len(w.cells))
 
     def _render(self, name: str, labels: Mapping[str, str], settings: RunSettings, notes: dict, command: str,
-                values: dict | None = None, workload: str = "cell") -> Rendered:
+                values: dict | None = None, workload: str = "cell", cells: int = 1) -> Rendered:
         values = values or self._shared(settings)
         check_meta("Job", name, labels)
         marks = {k: _MARK + k for k in self.annotations}
@@ -387,7 +388,6 @@ class Renderer:
         text = text.replace(_MARK + ANNOTATION_SPEC, digest)
         for key, value in self.annotations.items():
             text = text.replace(_MARK + key, value)
-        cells = 1 if workload == "cell" else len(notes.get(workloads.ANNOTATION_CELLS, "").replace("+", " ").split())
         return Rendered("Job", name, text, digest, workload, cells)
 
 

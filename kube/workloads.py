@@ -67,7 +67,8 @@ def _name(kind: str, runs: Sequence[Run], project: Project) -> str:
     parts = [first.settings.prefix, project.project_name, first.model if same[0] else "",
              first.dataset if same[1] else "", kind]
     readable = "-".join(p for p in (sanitize(x) for x in parts) if p)[:54].rstrip("-")
-    return f"{readable}-{_digest(project.user + chr(10) + chr(10).join(r.name for r in runs))}"
+    identity = "\n".join([project.user, *(r.name for r in runs)])
+    return f"{readable}-{_digest(identity)}"
 
 
 def plan_workloads(runs: Sequence[Run], project: Project) -> list[Workload]:

@@ -297,8 +297,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
     gw = operations.gateway(project)
     failed_only = args.command == "clean-jobs"
     kind = "job" if failed_only else args.kind
-    targets = operations.find_owned(gw, project, kind, failed_only)
-    extras = operations.unused_extras(gw, project, targets) if kind in ("job", "all") else []
+    owned = operations.list_owned(gw, project, jobs=kind in ("job", "all"))
+    targets = operations.find_owned(owned, kind, failed_only)
+    extras = operations.unused_extras(gw, project, owned, targets) if kind in ("job", "all") else []
     what = "failed jobs" if failed_only else {"job": "jobs", "pod": "pods", "all": "jobs and pods"}[kind]
     if not targets and not extras:
         out(f"No {what} of user '{project.user}' in project '{project.project_name}'.")

@@ -240,14 +240,25 @@ def _target(kind: Any, obj: Mapping[str, Any]) -> Target:
     return Target(kind, meta["name"], meta.get("uid"))
 
 
-def find_owned(gw: Gateway, project: Project, kind: Literal["job", "pod", "all"],
-               failed_only: bool = False) -> list[Target]:
-    """The user's own Jobs and standalone Pods of this project (one label selector), nothing else."""
+@dataclass(frozen=True)
+class Owned:
+    """The user's Jobs and Pods of this project, listed once (one label selector) for every decision below."""
+
+    jobs: list[dict]
+    pods: list[dict]
+
+
+def list_owned(gw: Gateway, project: Project, jobs: bool = True) -> Owned:
     sel = selector(project)
-    jobs = gw.list("Job", sel) if kind in ("job", "all") else []
+    return Owned(gw.list("Job", sel) if jobs else [], gw.list("Pod", sel))
+
+
+def find_owned(owned: Owned, kind: Literal["job", "pod", "all"], failed_only: bool = False) -> list[Target]:
+    """What `make delete` removes: the user's Jobs (failed ones only, for clean-jobs) and standalone Pods."""
+    jobs = owned.jobs if kind in ("job", "all") else []
     if failed_only:
         jobs = [j for j in jobs if status.job_state(j)[0] == "failed"]
-    pods = [p for p in gw.list("Pod", sel) if not _owned_by_job(p)] if kind in ("pod", "all") else []
+    pods = [p for p in owned.pods if not _owned_by_job(p)] if kind in ("pod", "all") else []
     return [_target("Job", j) for j in jobs] + [_target("Pod", p) for p in pods]
 
 
@@ -260,19 +271,18 @@ def _referenced(workload: Mapping[str, Any]) -> set[str]:
     return names
 
 
-def unused_extras(gw: Gateway, project: Project, gone: Sequence[Target]) -> list[Target]:
-    """The toolbox's own Secrets/ConfigMaps that no remaining Job or Pod of the user refers to."""
-    sel = selector(project)
+def unused_extras(gw: Gateway, project: Project, owned: Owned, gone: Sequence[Target]) -> list[Target]:
+    """The toolbox's own Secrets/ConfigMaps that no remaining Job or standalone Pod of the user refers to."""
     removed = {(t.kind, t.name) for t in gone}
     used: set[str] = set()
-    for kind in ("Job", "Pod"):
-        for obj in gw.list(kind, sel):                                     # type: ignore[arg-type]
-            if (kind, obj["metadata"]["name"]) not in removed and not (kind == "Pod" and _owned_by_job(obj)):
+    for kind, objects in (("Job", owned.jobs), ("Pod", [p for p in owned.pods if not _owned_by_job(p)])):
+        for obj in objects:
+            if (kind, obj["metadata"]["name"]) not in removed:
                 used |= _referenced(obj)
     prefix = f"{project.project_name}-"
     out = []
     for kind, infixes in (("Secret", ("-env-",)), ("ConfigMap", ("-files-", "-cells-"))):
-        for obj in gw.list(kind, sel):                                     # type: ignore[arg-type]
+        for obj in gw.list(kind, selector(project)):                    # type: ignore[arg-type]
             name = obj["metadata"]["name"]
             if name.startswith(prefix) and any(i in name for i in infixes) and name not in used:
                 out.append(_target(kind, obj))

@@ -273,3 +273,13 @@ def test_copy_sends_the_files_into_a_running_pod(project, kube):
                                 "Copied src/extra.py to pod/p1 (/workspace/example)"]
     assert kube.pod_file("p1", "/workspace/example/src/extra.py") == "print('patched')\n"
     assert kube.pod_file("p1", "/workspace/example/data/1.txt") == "1,2,3\n"
+
+
+def test_delete_lists_each_kind_once(project, kube):
+    run(project, "job")
+    run(project, "pod")
+    kube.clear_requests()
+    code, out, _ = run(project, "delete", "--yes")
+    assert code == 0 and out.count(" deleted") == 6
+    lists = sorted(r["path"].rsplit("/", 1)[-1] for r in kube.requests() if r["method"] == "GET")
+    assert lists == ["configmaps", "jobs", "pods", "secrets"]

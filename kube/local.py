@@ -14,16 +14,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Mapping, Sequence, TextIO
 
-from .errors import ConfigError, RunError
-from .model import Project, Run, RunSettings
+from .errors import RunError
+from .model import Project, Run, RunSettings, default_of
 
 TOOLBOX_DIR = Path(__file__).resolve().parent.parent
 
 # Signals that stop a local run. SIGHUP too: a command in its own session no longer gets the terminal's hangup,
 # so without forwarding it, closing the terminal would leave the command running without the launcher.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-DEFAULT_GRACE_PERIOD = 10.0
-GRACE_ENV = "KUBE_TOOLBOX_GRACE_PERIOD"   # overrides the `grace_period` setting when set (tests, operators)
 POLL_SECONDS = 0.05                       # how often the deadline and the group's members are checked
 KILL_WAIT_SECONDS = 5.0                   # after SIGKILL, how long to wait for the group to disappear
 
@@ -43,20 +41,8 @@ def local_environment(project: Project, settings: RunSettings) -> dict[str, str]
 
 
 def grace_period(settings: RunSettings) -> float:
-    """Seconds a signalled command gets to save its work before its group is killed.
-
-    KUBE_TOOLBOX_GRACE_PERIOD, when set, overrides the `grace_period` setting (tests and operators use it).
-    """
-    text = os.environ.get(GRACE_ENV)
-    if text is None:
-        return max(0.0, float(getattr(settings, "grace_period", DEFAULT_GRACE_PERIOD)))
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise ConfigError(GRACE_ENV, "", f"expected a number of seconds >= 0, got {text!r}")
-    return value
+    """Seconds a signalled command gets to save its work before its group is killed (`grace_period`)."""
+    return float(settings.grace_period)
 
 
 @dataclass(frozen=True)
@@ -181,7 +167,7 @@ class SignalGuard:
         self.signum: int | None = None       # the first signal received
         self.count = 0
         self.pgid: int | None = None         # group of the command now running
-        self.grace = DEFAULT_GRACE_PERIOD
+        self.grace = float(default_of("grace_period"))
         self.deadline: float | None = None   # when the group gets SIGKILL, once a signal was forwarded
         self._previous: dict[int, Any] = {}
 

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kube.errors import ConfigError
-from kube.local import GRACE_ENV, Interrupted, SignalGuard, grace_period, run_all
+from kube.local import Interrupted, SignalGuard, grace_period, run_all
 from kube.model import Project, Run, RunSettings
 from tests.helpers import KUBE, ROOT, launch, make_project
 
@@ -70,21 +69,9 @@ sleep 1000
 """
 
 
-@pytest.fixture(scope="module")
-def grace_in_yaml(tmp_path_factory) -> bool:
-    """Whether config accepts the `grace_period` setting yet; if not, the tests use KUBE_TOOLBOX_GRACE_PERIOD."""
-    root = make_project(tmp_path_factory.mktemp("probe"), "model: {m: {command: 'true'}}\ndataset: {d: {}}\n",
-                        kube=KUBE + "grace_period: 1\n")
-    return launch(root, "local", "--dry-run").returncode == 0
-
-
-def project(tmp_path: Path, script: str, grace: float, grace_in_yaml: bool) -> tuple[Path, dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if k != GRACE_ENV}
-    kube = KUBE
-    if grace_in_yaml:
-        kube += f"grace_period: {grace}\n"
-    else:
-        env[GRACE_ENV] = str(grace)
+def project(tmp_path: Path, script: str, grace: float) -> tuple[Path, dict[str, str]]:
+    env = dict(os.environ)
+    kube = KUBE + f"grace_period: {grace}\n"
     job = "job.py" if script is SAVES else "job.sh"
     make_project(tmp_path, GRID % f"{'python' if job.endswith('.py') else 'bash'} {job}", kube=kube)
     (tmp_path / job).write_text(script)
@@ -131,8 +118,8 @@ def stop(proc: subprocess.Popen, *signums: int, pause: float = 0.3) -> tuple[str
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-def test_command_saves_its_checkpoint_and_the_rest_is_not_run(tmp_path, grace_in_yaml, signum):
-    root, env = project(tmp_path, SAVES, grace=5, grace_in_yaml=grace_in_yaml)
+def test_command_saves_its_checkpoint_and_the_rest_is_not_run(tmp_path, signum):
+    root, env = project(tmp_path, SAVES, grace=5)
     proc = start(root, env)
     out, err, took = stop(proc, signum)
     assert (root / "checkpoint").read_text() == "saved\n"
@@ -147,8 +134,8 @@ def test_command_saves_its_checkpoint_and_the_rest_is_not_run(tmp_path, grace_in
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_command_ignoring_the_signal_is_killed_with_its_group_after_the_grace(tmp_path, grace_in_yaml, signum):
-    root, env = project(tmp_path, IGNORES, grace=1, grace_in_yaml=grace_in_yaml)
+def test_command_ignoring_the_signal_is_killed_with_its_group_after_the_grace(tmp_path, signum):
+    root, env = project(tmp_path, IGNORES, grace=1)
     proc = start(root, env)
     pgid = int((root / "pgid").read_text())
     grandchild = int((root / "grandchild").read_text())
@@ -160,8 +147,8 @@ def test_command_ignoring_the_signal_is_killed_with_its_group_after_the_grace(tm
     assert "interrupted: example-m-d2-" in err and "(1 not run after the interruption)" in err
 
 
-def test_a_second_signal_kills_at_once(tmp_path, grace_in_yaml):
-    root, env = project(tmp_path, IGNORES, grace=60, grace_in_yaml=grace_in_yaml)
+def test_a_second_signal_kills_at_once(tmp_path):
+    root, env = project(tmp_path, IGNORES, grace=60)
     proc = start(root, env)
     pgid = int((root / "pgid").read_text())
     out, err, took = stop(proc, signal.SIGINT, signal.SIGINT)
@@ -193,12 +180,12 @@ def test_handlers_are_restored_and_an_exit_status_per_signal(tmp_path):
         assert guard.run(["true"], cwd=tmp_path, env=os.environ, grace=1) is None
 
 
-def test_grace_period_setting_and_its_environment_override(monkeypatch):
-    monkeypatch.delenv(GRACE_ENV, raising=False)
-    assert grace_period(RunSettings()) == getattr(RunSettings(), "grace_period", 10.0)
-    monkeypatch.setenv(GRACE_ENV, "0.5")
-    assert grace_period(RunSettings()) == 0.5
-    for bad in ("soon", "-1", "inf", "nan"):
-        monkeypatch.setenv(GRACE_ENV, bad)
-        with pytest.raises(ConfigError, match=GRACE_ENV):
-            grace_period(RunSettings())
+def test_grace_period_is_a_setting_checked_before_anything_runs(tmp_path):
+    assert grace_period(RunSettings()) == 10.0
+    assert grace_period(RunSettings(grace_period=0.5)) == 0.5
+    for bad, got in (("soon", "a string"), ("-1", "-1"), (".inf", "inf"), (".nan", "nan")):
+        make_project(tmp_path, GRID % "touch ran", kube=KUBE + f"grace_period: {bad}\n")
+        result = launch(tmp_path, "local")
+        assert result.returncode == 2 and not (tmp_path / "ran").exists()
+        assert result.stderr.strip() == f"error: config/kube.yaml: grace_period: expected a number of seconds >= 0, " \
+                                        f"got {got}"

@@ -78,7 +78,7 @@ def cell_pod(gw: Gateway, project: Project, name: str) -> dict:
                     holders.append((candidate, i if indexed else None))
         if not holders:
             raise ClusterError(f"job '{name}' not found (not submitted, or deleted)", 404)
-        job, index = max(holders, key=lambda h: h[0]["metadata"].get("creationTimestamp") or "")
+        job, index = status.newest(holders, lambda h: h[0]["metadata"])
     require_owned(job, project, f"Job '{job['metadata']['name']}'")
     job_name, uid = job["metadata"]["name"], job["metadata"].get("uid")
     pods = [p for p in gw.list("Pod", f"job-name={job_name}")
@@ -89,7 +89,7 @@ def cell_pod(gw: Gateway, project: Project, name: str) -> dict:
     if not pods:
         where = f"index {index} of job '{job_name}'" if index is not None else f"job '{job_name}'"
         raise ClusterError(f"{where} has no pod (still pending creation, or cleaned up)")
-    return max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+    return status.newest(pods)
 
 
 def server_port(pod: Mapping[str, Any]) -> int:

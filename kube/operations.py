@@ -366,7 +366,7 @@ def smoke(gw: Gateway, cfg: Config, selection: grid.Selection, timeout: float, p
         time.sleep(poll)
     tail = ""
     if info["state"] == "failed" and pods:
-        pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+        pod = status.newest(pods)
         try:
             tail = gw.logs(pod["metadata"]["name"], tail=20)
         except ClusterError:

@@ -16,6 +16,16 @@ GPU_LABEL = "nvidia.com/gpu.product"
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 
 
+def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def newest(items: Iterable[Any], meta: Callable[[Any], Mapping[str, Any]] = _metadata) -> Any:
+    """The most recently created of some objects (or of items whose `meta` is an object's metadata); None if none."""
+    items = list(items)
+    return max(items, key=lambda i: meta(i).get("creationTimestamp") or "") if items else None
+
+
 @dataclass(frozen=True)
 class Cell:
     name: str
@@ -105,11 +115,6 @@ def job_state(job: Mapping[str, Any]) -> tuple[JobState, str]:
     return "pending", ""
 
 
-def _latest_pod(pods: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    pods = list(pods)
-    return max(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "") if pods else None
-
-
 def classify(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]],
              events: Sequence[Mapping[str, Any]], node_gpus: Mapping[str, str], now: datetime) -> dict[str, Any]:
     """State, age, node, GPU and reason of one cell."""
@@ -117,7 +122,7 @@ def classify(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]],
         return {"state": "not submitted"}
     state, reason = job_state(job)
     created = _time((job.get("metadata") or {}).get("creationTimestamp"))
-    pod = _latest_pod(pods)
+    pod = newest(pods)
     node = gpu = ""
     if pod is not None:
         node = (pod.get("spec") or {}).get("nodeName") or ""
@@ -134,11 +139,6 @@ def classify(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]],
             reason = waiting if waiting in ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull") else ""
     return {"state": state, "age": (now - created).total_seconds() if created else None, "node": node,
             "gpu": gpu, "reason": reason}
-
-
-def _newest(items: Iterable[Any], meta: Callable[[Any], Mapping[str, Any]]) -> Any:
-    items = list(items)
-    return max(items, key=lambda i: meta(i).get("creationTimestamp") or "") if items else None
 
 
 def index_of(pod: Mapping[str, Any]) -> str | None:
@@ -168,14 +168,14 @@ def classify_unit(job: Mapping[str, Any], index: int | None, cell: str, pods: Se
         if index in parse_indexes(status.get("completedIndexes")):
             info.update(state="succeeded", reason="")
         elif index in parse_indexes(status.get("failedIndexes")):
-            pod = _latest_pod(pods)
+            pod = newest(pods)
             info.update(state="failed", reason=(pod_reason(pod) if pod else "") or "failed")
         elif info["state"] == "succeeded":          # the Job may be complete only once every index is
             info.update(state="running" if pods else "pending")
         elif info["state"] not in ("failed",) and not pods:
             info.update(state="pending", reason="Suspended (waiting for admission)" if job.get("spec", {})
                         .get("suspend") else info.get("reason", ""))
-    code = _packed_code(_latest_pod(pods), cell)
+    code = _packed_code(newest(pods), cell)
     if code is not None:
         info.update(state="succeeded" if code == 0 else "failed", reason="" if code == 0 else f"exit code {code}")
     return info
@@ -208,7 +208,7 @@ def cells(runs: Sequence[Run], jobs: Sequence[Mapping[str, Any]], pods: Sequence
 
     def cell(name: str, model: str, dataset: str) -> Cell:
         found = ([(jobs_by_name[name], None)] if name in jobs_by_name else []) + holders.get(cell_id(name), [])
-        job, index = _newest(found, lambda f: f[0].get("metadata") or {}) or (None, None)
+        job, index = newest(found, lambda f: f[0].get("metadata") or {}) or (None, None)
         meta = (job or {}).get("metadata") or {}
         job_pods = by_job.get(meta.get("name"), [])
         if job is not None and meta.get("name") != name:

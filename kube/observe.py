@@ -69,16 +69,10 @@ def cell_pod(gw: Gateway, project: Project, name: str) -> dict:
         job = None
     index = None
     if job is None:
-        holders = []
-        for candidate in gw.list("Job", selector(project)):
-            units = ((candidate["metadata"].get("annotations") or {}).get(workloads.ANNOTATION_CELLS) or "").split()
-            for i, unit in enumerate(units):
-                if workloads.cell_id(name) in unit.split("+"):
-                    indexed = (candidate.get("spec") or {}).get("completionMode") == "Indexed"
-                    holders.append((candidate, i if indexed else None))
-        if not holders:
+        held = workloads.holders(gw.list("Job", selector(project))).get(workloads.cell_id(name))
+        if not held:
             raise ClusterError(f"job '{name}' not found (not submitted, or deleted)", 404)
-        job, index = status.newest(holders, lambda h: h[0]["metadata"])
+        job, index = status.newest(held, lambda h: h[0]["metadata"])
     require_owned(job, project, f"Job '{job['metadata']['name']}'")
     job_name, uid = job["metadata"]["name"], job["metadata"].get("uid")
     pods = [p for p in gw.list("Pod", f"job-name={job_name}")

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .model import JobState, Run
 from .provenance import from_annotations
-from .workloads import ANNOTATION_CELLS, cell_id, parse_indexes
+from .workloads import ANNOTATION_CELLS, cell_id, holders, parse_indexes
 
 STATES: tuple[JobState, ...] = ("not submitted", "pending", "running", "succeeded", "failed")
 GPU_LABEL = "nvidia.com/gpu.product"
@@ -197,17 +197,10 @@ def cells(runs: Sequence[Run], jobs: Sequence[Mapping[str, Any]], pods: Sequence
         if owner:
             by_job.setdefault(owner, []).append(pod)
     jobs_by_name = {(j.get("metadata") or {}).get("name"): j for j in jobs}
-    holders: dict[str, list[tuple[Mapping[str, Any], int | None]]] = {}
-    for job in jobs:
-        meta = job.get("metadata") or {}
-        units = ((meta.get("annotations") or {}).get(ANNOTATION_CELLS) or "").split()
-        indexed = (job.get("spec") or {}).get("completionMode") == "Indexed"
-        for i, unit in enumerate(units):
-            for cid in unit.split("+"):
-                holders.setdefault(cid, []).append((job, i if indexed else None))
+    held = holders(jobs)
 
     def cell(name: str, model: str, dataset: str) -> Cell:
-        found = ([(jobs_by_name[name], None)] if name in jobs_by_name else []) + holders.get(cell_id(name), [])
+        found = ([(jobs_by_name[name], None)] if name in jobs_by_name else []) + held.get(cell_id(name), [])
         job, index = newest(found, lambda f: f[0].get("metadata") or {}) or (None, None)
         meta = (job or {}).get("metadata") or {}
         job_pods = by_job.get(meta.get("name"), [])

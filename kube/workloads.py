@@ -14,7 +14,7 @@ import json
 import shlex
 import tarfile
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from .model import Project, Run, RunSettings
 from .naming import sanitize
@@ -144,6 +144,18 @@ def cells_configmap(workload: Workload, project: Project) -> dict:
             "metadata": {"name": f"{project.project_name}-cells-{digest}", "namespace": project.namespace,
                          "labels": {"user": project.user, "project": project.project_name}},
             "binaryData": {CELLS_FILE: data}}
+
+
+def holders(jobs: Iterable[Mapping[str, Any]]) -> dict[str, list[tuple[Mapping[str, Any], int | None]]]:
+    """cell id -> (packed or array Job holding it, its completion index or None), from the cells annotations."""
+    out: dict[str, list[tuple[Mapping[str, Any], int | None]]] = {}
+    for job in jobs:
+        units = (((job.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_CELLS) or "").split()
+        indexed = (job.get("spec") or {}).get("completionMode") == "Indexed"
+        for i, unit in enumerate(units):
+            for cid in unit.split("+"):
+                out.setdefault(cid, []).append((job, i if indexed else None))
+    return out
 
 
 def parse_indexes(text: str | None) -> set[int]:

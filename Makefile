@@ -39,7 +39,7 @@ help: ## list the targets
 	@if [ -f project.mk ]; then echo "Project targets (project.mk):"; $(KT_TARGETS) project.mk; fi
 
 setup: ## install the toolbox's packages into the project's Python environment; .env, build/ into .gitignore
-	@$(PYTHON) $(KT_TOOLBOX)/kube/setup.py install --root . $(if $(extras),--extras $(call KT_Q,$(extras)))
+	@$(PYTHON) $(KT_TOOLBOX)/kube/bootstrap.py install --root . $(if $(extras),--extras $(call KT_Q,$(extras)))
 
 local: ## run every selected combination here, in sequence (keep_going=false stops at the first failure)
 	@$(KT_LAUNCH) local $(KT_ONLY) $(if $(filter false 0 no,$(keep_going)),--stop-on-failure)
@@ -142,5 +142,5 @@ define KT_NEWLINE
 
 
 endef
-$(eval $(subst $(KT_UNIT),$(KT_NEWLINE),$(shell $(PYTHON) $(KT_TOOLBOX)/kube/setup.py make-env .env --skip '$(KT_ARGS)')))
+$(eval $(subst $(KT_UNIT),$(KT_NEWLINE),$(shell $(PYTHON) $(KT_TOOLBOX)/kube/bootstrap.py make-env .env --skip '$(KT_ARGS)')))
 endif

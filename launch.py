@@ -52,11 +52,11 @@ def _runs(args: argparse.Namespace):
 # --- local side ------------------------------------------------------------------------------------------------
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    """`make setup` (which calls kube/setup.py directly, so that an old Python gets a one-line error too)."""
-    from kube import setup
+    """`make setup` (which calls kube/bootstrap.py directly, so that an old Python gets a one-line error too)."""
+    from kube import bootstrap
     try:
-        return setup.setup(args.root, args.extras)
-    except setup.SetupError as error:
+        return bootstrap.setup(args.root, args.extras)
+    except bootstrap.SetupError as error:
         err(f"error: {error}")
         return error.exit_status
 

@@ -1,4 +1,4 @@
-"""The one check per kind of setting (kube/model.py's `Kind`): what it accepts, what the error says it expected,
+"""The one check per kind of setting (kube/settings.py's `Kind`): what it accepts, what the error says it expected,
 and the normalised value (lists as tuples, durations in seconds, maps of strings)."""
 from __future__ import annotations
 

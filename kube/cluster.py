@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from .errors import ClusterError
-from .model import ObjectKind, Project
+from .settings import ObjectKind, Project
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 PAGE = 500                     # items per list page, as kubectl asks

@@ -11,7 +11,7 @@ import yaml
 from .errors import ConfigError
 from .checks import ENV_NAME, check_field, is_finite_number
 from .hparams import Axis, is_scalar, parse_axes, type_name
-from .model import Project, RunSettings, setting_fields
+from .settings import Project, RunSettings, setting_fields
 from .naming import is_label_value, is_name
 
 KUBE_FILE = "config/kube.yaml"

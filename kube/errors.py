@@ -41,3 +41,15 @@ class RunError(ToolboxError):
     """One or more local runs failed (the summary is the message)."""
 
     exit_status = 1
+
+
+class NotFound(ClusterError):
+    """The object asked for does not exist (HTTP 404)."""
+
+
+class AlreadyExists(ClusterError):
+    """An object of that name exists already (HTTP 409 on create)."""
+
+
+class NotOwned(ClusterError):
+    """An object of the expected name belongs to someone else (other `user`/`project` labels)."""

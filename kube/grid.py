@@ -11,7 +11,7 @@ from .config import (FIELD_KINDS, LAUNCH_FILE, Config, ModelEntry, check_field, 
                      resolve_settings)
 from .errors import ConfigError, UsageError
 from .hparams import Axis, Option, merge_axes
-from .model import Run, RunSettings
+from .settings import Run, RunSettings
 from .naming import label_value, run_name, value_text
 
 STATE_WORDS = ("failed", "missing")      # `only=failed`: resolved against the cluster, not the grid

@@ -15,7 +15,7 @@ from types import FrameType
 from typing import Any, Mapping, Sequence, TextIO
 
 from .errors import RunError
-from .model import Project, Run, RunSettings, default_of
+from .settings import Project, Run, RunSettings, default_of
 
 TOOLBOX_DIR = Path(__file__).resolve().parent.parent
 

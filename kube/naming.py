@@ -28,6 +28,17 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
+def short_hash(text: str) -> str:
+    """8 characters of base32 (DNS-safe) from the SHA-256 of `text`: the hash that ends generated names."""
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode().lower()[:HASH_LEN]
+
+
+def content_digest(value: Any) -> str:
+    """10 hex characters naming an object by its content (sorted-key JSON): equal content, equal name."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=value_text)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
 def combination_hash(project: str, model: str, dataset: str, hparams: Mapping[str, Any], user: str = "") -> str:
     """A short stable hash of the whole combination, `_` hparams and the user included (sorted-key JSON).
 
@@ -36,12 +47,7 @@ def combination_hash(project: str, model: str, dataset: str, hparams: Mapping[st
     identity: dict[str, Any] = {"project": project, "model": model, "dataset": dataset, "hparams": hparams}
     if user:
         identity["user"] = user
-    canonical = json.dumps(
-        identity,
-        sort_keys=True, separators=(",", ":"), default=value_text,
-    )
-    digest = hashlib.sha256(canonical.encode()).digest()
-    return base64.b32encode(digest).decode().lower()[:HASH_LEN]
+    return short_hash(json.dumps(identity, sort_keys=True, separators=(",", ":"), default=value_text))
 
 
 def sanitize(text: str) -> str:

@@ -11,7 +11,7 @@ from . import grid, provenance, status, workloads
 from .cluster import Gateway, NotFound, require_owned
 from .config import Config
 from .errors import ClusterError, UsageError
-from .model import Project, Run
+from .settings import Project, Run
 
 
 def selector(project: Project) -> str:

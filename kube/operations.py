@@ -15,7 +15,7 @@ from . import grid, render, status, workloads
 from .cluster import AlreadyExists, Gateway, NotFound, require_owned
 from .config import Config
 from .errors import ClusterError, ToolboxError, UsageError
-from .model import Project, Run, RunSettings
+from .settings import Project, Run, RunSettings
 from .observe import selector
 from .plan import Action, plan
 from .render import Rendered

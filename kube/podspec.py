@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import RunSettings
+from .settings import RunSettings
 
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 SIDECAR_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}}

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from . import podspec, workloads, yamltext
 from .errors import ConfigError
-from .model import Project, Run, RunSettings
+from .settings import Project, Run, RunSettings
 from .naming import is_label_value, is_name, sanitize, volume_name
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

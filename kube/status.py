@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .model import JobState, Run
+from .settings import JobState, Run
 from .provenance import from_annotations
 from .workloads import ANNOTATION_CELLS, cell_id, holders, parse_indexes
 

@@ -16,7 +16,7 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
-from .model import Project, Run, RunSettings
+from .settings import Project, Run, RunSettings
 from .naming import sanitize
 
 WorkloadKind = Literal["cell", "pack", "array"]

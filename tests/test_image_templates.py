@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from kube import render
-from kube.model import Project, RunSettings
+from kube.settings import Project, RunSettings
 from tests.helpers import ROOT
 
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.yml")) + sorted((ROOT / ".github" / "workflows").glob("*.yml"))

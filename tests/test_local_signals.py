@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from kube.local import Interrupted, SignalGuard, grace_period, run_all
-from kube.model import Project, Run, RunSettings
+from kube.settings import Project, Run, RunSettings
 from tests.helpers import KUBE, ROOT, launch, make_project
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process groups from /proc")

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from kube import status
-from kube.model import Run
+from kube.settings import Run
 from kube.provenance import ANNOTATION_COMMIT, ANNOTATION_DIRTY
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)

@@ -72,9 +72,9 @@ def test_local_side_imports_no_cluster_template_or_s3_library(tmp_path, argv):
 
 
 def test_reference_table_is_the_declared_settings():
-    """docs/configuration.md carries the table made from kube/model.py's declarations, unchanged.
-    Regenerate: python -c 'from kube.model import reference_table; print(reference_table())'"""
-    from kube.model import reference_table
+    """docs/configuration.md carries the table made from kube/settings.py's declarations, unchanged.
+    Regenerate: python -c 'from kube.settings import reference_table; print(reference_table())'"""
+    from kube.settings import reference_table
     text = (ROOT / "docs" / "configuration.md").read_text()
     assert reference_table() in text
     rows = re.findall(r"^\| `([a-z_]+)` \|", text, re.M)

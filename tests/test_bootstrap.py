@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kube import setup
+from kube import bootstrap
 from tests.helpers import ROOT
 
 PRINTENV_LAUNCH = "model: {show: {command: printenv FOO}}\ndataset: {d: {}}\n"
@@ -75,9 +75,9 @@ def test_gitignore_gets_env_and_build_once(tmp_path: Path, case: str):
     path = tmp_path / ".gitignore"
     if before is not None:
         path.write_bytes(before.encode())
-    assert setup.ensure_gitignore(tmp_path) == added
+    assert bootstrap.ensure_gitignore(tmp_path) == added
     assert path.read_bytes().decode() == after
-    assert setup.ensure_gitignore(tmp_path) == []            # idempotent: the second run adds nothing
+    assert bootstrap.ensure_gitignore(tmp_path) == []            # idempotent: the second run adds nothing
     assert path.read_bytes().decode() == after
 
 
@@ -85,7 +85,7 @@ def test_gitignore_result_is_what_git_ignores(tmp_path: Path):
     """The lines written really make git ignore .env and build/ (and nothing else of the project)."""
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / ".gitignore").write_text("*.pyc")
-    setup.ensure_gitignore(tmp_path)
+    bootstrap.ensure_gitignore(tmp_path)
     check = subprocess.run(["git", "-C", str(tmp_path), "check-ignore", ".env", "build/x", "src/a.py"],
                            capture_output=True, text=True, env={**os.environ, "GIT_CONFIG_GLOBAL": os.devnull})
     assert check.stdout.split() == [".env", "build/x"]
@@ -96,9 +96,9 @@ def test_tracked_env_is_detected(tmp_path: Path):
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e.org"}
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, env=env)
     (tmp_path / ".env").write_text("A=1\n")
-    assert not setup.tracked_by_git(tmp_path, ".env")
+    assert not bootstrap.tracked_by_git(tmp_path, ".env")
     subprocess.run(["git", "-C", str(tmp_path), "add", ".env"], check=True, env=env)
-    assert setup.tracked_by_git(tmp_path, ".env")
+    assert bootstrap.tracked_by_git(tmp_path, ".env")
 
 
 # --- make setup --------------------------------------------------------------------------------------------------
@@ -113,9 +113,9 @@ def _old_pythons() -> list[str]:
 def test_setup_refuses_an_old_python_in_one_line(project: Path):
     """make's own PYTHON too old: one line, nothing done. Real old interpreters are tried where the machine has
     some (pyenv, python3.9...); the check itself is pinned either way."""
-    assert setup.version_problem((3, 9, 18), "/opt/py39/bin/python3") == (
-        "Kube Toolbox needs Python 3.10 or newer; /opt/py39/bin/python3 is Python 3.9: " + setup.RUN_WITH_NEWER)
-    assert setup.version_problem((3, 10, 0), "/x") is None
+    assert bootstrap.version_problem((3, 9, 18), "/opt/py39/bin/python3") == (
+        "Kube Toolbox needs Python 3.10 or newer; /opt/py39/bin/python3 is Python 3.9: " + bootstrap.RUN_WITH_NEWER)
+    assert bootstrap.version_problem((3, 10, 0), "/x") is None
     for old in _old_pythons():
         result = make(project, "setup", python=old)
         assert result.returncode == 2, result.stderr
@@ -192,13 +192,13 @@ def test_setup_usage_errors_are_one_line(project: Path):
     result = make(project, "setup", "extras=s5cmd;rm -rf x")
     assert result.returncode == 2 and toolbox_lines(result.stderr) == [
         "error: extras: expected names separated by commas (e.g. extras=s5cmd), got 's5cmd;rm -rf x'"]
-    direct = subprocess.run([sys.executable, str(ROOT / "kube" / "setup.py"), "instal"], capture_output=True,
+    direct = subprocess.run([sys.executable, str(ROOT / "kube" / "bootstrap.py"), "instal"], capture_output=True,
                             text=True)
     assert direct.returncode == 2 and len(direct.stderr.splitlines()) == 1 and "usage:" in direct.stderr
 
 
 def test_launch_setup_is_the_same_command(project: Path, bare_python: str):
-    """`launch.py setup` reaches kube/setup.py before importing any of the toolbox's packages."""
+    """`launch.py setup` reaches kube/bootstrap.py before importing any of the toolbox's packages."""
     for python in (sys.executable, bare_python):
         result = subprocess.run([python, "launch.py", "setup", "--extras", "a b"], cwd=project,
                                 capture_output=True, text=True)
@@ -364,5 +364,5 @@ def test_wheel_builds_without_setuptools_warnings(tmp_path: Path):
     wheel = next((tmp_path / "dist").glob("kube_toolbox-*.whl"))
     import zipfile
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"toolbox/templates/job.yaml.j2", "toolbox/kube/setup.py", "toolbox/Makefile",
+    assert {"toolbox/templates/job.yaml.j2", "toolbox/kube/bootstrap.py", "toolbox/Makefile",
             "toolbox/launch.py"} <= names

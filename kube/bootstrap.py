@@ -77,7 +77,7 @@ def project_and_settings(root: Path):
     """The Project and RunSettings local runs would use: from the loaded config when the toolbox's packages are
     there and it validates, else from the top-level keys of config/kube.yaml and config/launch.yaml."""
     from kube.errors import ToolboxError
-    from kube.model import Project, RunSettings
+    from kube.settings import Project, RunSettings
     try:
         from kube import config, grid
         cfg = config.load(root)
@@ -304,8 +304,8 @@ def make_syntax(values: Dict[str, str], skip: Iterable[str] = ()) -> str:
 
 # --- command line -------------------------------------------------------------------------------------------
 
-USAGE = ("usage: setup.py install [--root DIR] [--extras NAMES]\n"
-         "       setup.py make-env [FILE] [--skip 'NAME ...']")
+USAGE = ("usage: bootstrap.py install [--root DIR] [--extras NAMES]\n"
+         "       bootstrap.py make-env [FILE] [--skip 'NAME ...']")
 
 
 def _option(argv: List[str], name: str, default: str) -> str:

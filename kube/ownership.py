@@ -1,0 +1,70 @@
+"""Who owns what on the cluster, in one place: the owner labels, the selector that finds them, the owner check,
+and the names that carry the user, so that two users of one project in one namespace never share an object.
+
+Every object the toolbox creates carries `user` and `project` labels; every list it makes is narrowed by them;
+every action on an object found by name first checks them (`require_owned`).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .errors import NotOwned
+from .naming import content_digest, sanitize, short_hash
+from .settings import Project
+
+USER = "user"
+PROJECT = "project"
+
+
+def labels(project: Project) -> dict[str, str]:
+    """The owner labels of everything the toolbox creates for this user and project."""
+    return {USER: project.user, PROJECT: project.project_name}
+
+
+def selector(project: Project) -> str:
+    """The label selector of the user's objects of this project."""
+    return f"{USER}={project.user},{PROJECT}={project.project_name}"
+
+
+def owner_of(labels_of_object: Mapping[str, str] | None) -> tuple[str | None, str | None]:
+    found = labels_of_object or {}
+    return found.get(USER), found.get(PROJECT)
+
+
+def is_owned(labels_of_object: Mapping[str, str] | None, project: Project) -> bool:
+    return owner_of(labels_of_object) == (project.user, project.project_name)
+
+
+def require_owned(labels_of_object: Mapping[str, str] | None, project: Project, what: str) -> None:
+    """Refuse, naming the owner, to act on an object whose `user`/`project` labels are not this project's."""
+    if is_owned(labels_of_object, project):
+        return
+    user, proj = owner_of(labels_of_object)
+    owner = f"user '{user}' of project '{proj}'" if user or proj else "no toolbox user (no user/project labels)"
+    raise NotOwned(f"{what} belongs to {owner}, not to user '{project.user}' of project "
+                   f"'{project.project_name}'; refusing to touch it", 403)
+
+
+def user_part(project: Project) -> str:
+    """The user as it reads in a name; users that fold to the same text (`Alice`, `alice`, `a.lice`) differ by a
+    hash of the exact name."""
+    folded = sanitize(project.user)
+    return folded if folded == project.user else f"{folded}-{short_hash(project.user)[:4]}".lstrip("-")
+
+
+def object_name(project: Project, role: str, content: Any) -> str:
+    """`<project>-<role>-<digest>`, the digest covering the user and the content: the .env Secret (`env`), the
+    `file:` ConfigMap (`files`), an array's cells ConfigMap (`cells`)."""
+    return f"{project.project_name}-{role}-{content_digest([project.user, content])}"
+
+
+def workload_name(readable: str, project: Project, cells: list[str]) -> str:
+    """A packed or array Job: its readable part, then a hash of the user and every cell it runs."""
+    return f"{readable}-{short_hash(chr(10).join([project.user, *cells]))}"
+
+
+def pod_name(project: Project, name: str | None = None) -> str:
+    """The interactive pod: the name asked for, else `<user>-<project>-interactive-pod`."""
+    if name:
+        return name
+    return sanitize(f"{user_part(project)}-{project.project_name}-interactive-pod")[:63].rstrip("-")

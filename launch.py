@@ -27,10 +27,6 @@ def out(message: str = "", end: str = "\n") -> None:
     print(message, end=end, flush=True)
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
 CLUSTER_COMMANDS = ("job", "dryrun", "smoke", "status", "logs", "forward", "pod", "copy", "delete", "clean-jobs")
 
 
@@ -72,16 +68,9 @@ def cmd_local(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """A table of the selected combinations: index, name, model, dataset, public hparams."""
-    from kube.naming import value_text
+    from kube import present
     _, _, runs = _runs(args)
-    rows = [("#", "NAME", "MODEL", "DATASET", "HPARAMS")]
-    for run in runs:
-        hp = " ".join(f"{k}={value_text(v)}" for k, v in run.public_hparams.items())
-        rows.append((str(run.index), run.name, run.model, run.dataset, hp))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for row in rows:
-        out("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
-    out(plural(len(runs), "combination"))
+    out(present.runs_table(runs), end="")
     return 0
 
 
@@ -135,27 +124,32 @@ def _provenance(project: Any, warn: bool):
 
 
 def cmd_dryrun(args: argparse.Namespace) -> int:
-    from kube import operations
+    from kube import operations, present
     cfg, _, runs = _runs(args)
     rendered = operations.render_grid(runs, cfg.project, _provenance(cfg.project, False).annotations())
     text = operations.stream_text(rendered.objects, rendered.jobs)
     sys.stdout.write(text)
     sys.stdout.flush()
     target = operations.write_build(cfg.project.root, "jobs", text)
-    err(f"# {plural(len(rendered.jobs), 'job')} written to {target.relative_to(cfg.project.root)}")
+    err(f"# {present.plural(len(rendered.jobs), 'job')} written to {target.relative_to(cfg.project.root)}")
     return 0
 
 
 def cmd_job(args: argparse.Namespace) -> int:
-    from kube import operations
+    """Select the cells (their states from one list when only=failed|missing), render once, submit."""
+    from kube import operations, present
     if args.smoke and cmd_smoke(args) != 0:
         err("The grid was not launched.")
         return 1
     cfg, selection, runs = _runs(args)
     project = cfg.project
     annotations = _provenance(project, True).annotations()
-    rendered = operations.render_grid(runs, project, annotations)
+    rendered = operations.render_grid(runs, project, annotations) if not selection.states else None
     gw = operations.gateway(project)
+    existing = operations.existing_jobs(gw, project)
+    if rendered is None:
+        chosen = operations.select_states(gw, project, runs, existing, selection.states)
+        rendered = operations.render_grid(chosen, project, annotations)
 
     def report(item: Any) -> None:
         out(item.message)
@@ -164,21 +158,27 @@ def cmd_job(args: argparse.Namespace) -> int:
         elif item.outcome in ("created", "replaced"):
             out(f"job.batch/{item.name} {item.outcome}")
 
-    result = operations.submit(gw, project, runs, rendered, selection, overwrite=args.overwrite, report=report,
-                               annotations=annotations)
+    result = operations.submit(gw, project, rendered, existing, overwrite=args.overwrite, report=report)
     parts = [f"{result.count(k)} {k}" for k in ("created", "replaced", "unchanged", "changed", "failed")
              if result.count(k) or k in ("created", "failed")]
-    cells = sum(j.cells for j in rendered.jobs) if not selection.states else None
-    held = f" ({plural(cells, 'cell')})" if cells is not None and cells != len(result.results) else ""
-    out(f"{plural(len(result.results), 'job')}{held}: {', '.join(parts)} ({plural(result.calls, 'API call')})")
+    cells = sum(j.cells for j in rendered.jobs)
+    held = f" ({present.plural(cells, 'cell')})" if cells != len(result.results) else ""
+    out(f"{present.plural(len(result.results), 'job')}{held}: {', '.join(parts)} "
+        f"({present.plural(result.calls, 'API call')})")
     return 1 if result.failed else 0
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
     from kube import grid, operations
+    from kube.errors import UsageError
     cfg = _config(args)
+    selection = grid.Selection.parse(args.only)
+    runs = grid.build_runs(cfg, grid.Selection(selection.text, selection.filters),
+                           overrides=dict(cfg.smoke) or {"_smoke": True})
+    if not runs:
+        raise UsageError("smoke: no combination selected")
     gw = operations.gateway(cfg.project)
-    result = operations.smoke(gw, cfg, grid.Selection.parse(args.only), args.timeout, args.poll,
+    result = operations.smoke(gw, runs[0], args.timeout, args.poll,
                               started=lambda run: out(f"job.batch/{run.name} created (smoke test of {run.model} x "
                                                       f"{run.dataset}); waiting..."))
     if result.ok:
@@ -194,33 +194,34 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from kube import observe, operations, status
+    from kube import observe, operations, present
     cfg, _, runs = _runs(args)
     report = observe.collect_status(operations.gateway(cfg.project), cfg.project, runs)
     if args.json:
-        out(json.dumps({**status.as_json(report.cells, report.orphans), "api_calls": report.calls}, indent=2))
+        out(json.dumps({**present.status_json(report.cells, report.orphans), "api_calls": report.calls}, indent=2))
         return 0
-    out(status.table(report.cells), end="")
-    out(status.totals(report.cells))
+    out(present.status_table(report.cells), end="")
+    out(present.totals(report.cells))
     if report.orphans:
         out("\nJobs on the cluster that are no longer in the grid:")
-        out(status.table(report.orphans), end="")
-    summary = status.failure_summary(report.cells)
+        out(present.status_table(report.orphans), end="")
+    summary = present.failure_summary(report.cells)
     if summary:
         out("\n" + summary, end="")
     return 0
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from kube import observe, operations, status
+    from kube import grid, observe, operations, present, status
     cfg = _config(args)
-    name = observe.resolve_job(cfg, args.name)
+    name = grid.resolve_name(cfg, args.name)
     gw = operations.gateway(cfg.project)
     pod = observe.cell_pod(gw, cfg.project, name)
     failed = (pod.get("status") or {}).get("phase") == "Failed"
     tail = args.tail if args.tail is not None else (50 if failed else None)
     if failed:
-        err(f"# {pod['metadata']['name']} failed ({status.pod_reason(pod) or 'unknown reason'}); last {tail} lines:")
+        err(f"# {present.safe(pod['metadata']['name'])} failed "
+            f"({present.safe(status.pod_reason(pod) or 'unknown reason')}); last {tail} lines:")
     if args.follow:
         for chunk in gw.logs(pod["metadata"]["name"], tail=tail, follow=True):
             out(chunk, end="")
@@ -234,10 +235,10 @@ def cmd_forward(args: argparse.Namespace) -> int:
     import shutil
     import subprocess
 
-    from kube import observe, operations
+    from kube import grid, observe, operations
     from kube.errors import UsageError
     cfg = _config(args)
-    name = observe.resolve_job(cfg, args.name, "forward")
+    name = grid.resolve_name(cfg, args.name, "forward")
     kubectl = shutil.which("kubectl")
     if not kubectl:
         raise UsageError("forward: kubectl is not on PATH (it keeps the tunnel open)")
@@ -250,11 +251,12 @@ def cmd_forward(args: argparse.Namespace) -> int:
 
 
 def cmd_pod(args: argparse.Namespace) -> int:
-    from kube import operations, render
+    from kube import files, operations, render
     cfg = _config(args)
     project = cfg.project
     _laptop_env_note(project)
-    pod, objects = render.render_pod(project, cfg.base_settings, args.name)
+    pod, objects = render.render_pod(project, cfg.base_settings, args.name,
+                                     files.read(project, cfg.base_settings.file))
     if args.dry_run:
         text = operations.stream_text(objects, [pod])
         sys.stdout.write(text)
@@ -267,16 +269,16 @@ def cmd_pod(args: argparse.Namespace) -> int:
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
-    from kube import config, operations, render
+    from kube import config, files, operations
     from kube.errors import ConfigError
     cfg = _config(args)
     project = cfg.project
-    files = sorted(set(cfg.base_settings.file))
-    if not files:
+    wanted = sorted(set(cfg.base_settings.file))
+    if not wanted:
         raise ConfigError(config.LAUNCH_FILE, "file", "expected a list of files to copy (the file: section is empty)")
-    names = list(render.shipped(project, files))               # the same checks as for jobs, before any call
-    render.files_configmap(project, files)
-    where = operations.copy_files(operations.gateway(project), project, cfg.base_settings, args.pod, files)
+    found = files.read(project, wanted)                 # the same checks as for jobs, before any call
+    names = found.names if found else ()
+    where = operations.copy_files(operations.gateway(project), project, cfg.base_settings, args.pod, wanted)
     for name in names:
         out(f"Copied {name} to pod/{args.pod} ({where})")
     return 0
@@ -291,7 +293,7 @@ def confirm(question: str, yes: bool) -> bool:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """List what belongs to you (one selector), confirm, delete jobs with their pods and standalone pods."""
-    from kube import operations
+    from kube import operations, present
     cfg = _config(args)
     project = cfg.project
     gw = operations.gateway(project)
@@ -305,7 +307,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
         out(f"No {what} of user '{project.user}' in project '{project.project_name}'.")
         return 0
     for t in targets + extras:
-        out(f"  {_resource(t.kind)}/{t.name}")
+        out(f"  {present.RESOURCES[t.kind]}/{t.name}")
     if not confirm(f"Delete these {len(targets) + len(extras)} objects (jobs with their pods) in namespace "
                    f"{project.namespace}?", args.yes):
         out("Nothing deleted.")
@@ -315,14 +317,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
         if error:
             err(f"error: {error}")
         else:
-            out(f"{_resource(target.kind)}/{target.name} deleted")
+            out(f"{present.RESOURCES[target.kind]}/{target.name} deleted")
 
     result = operations.delete(gw, targets + extras, report)
     return 1 if result.errors else 0
-
-
-def _resource(kind: str) -> str:
-    return {"Job": "job.batch", "Pod": "pod", "Secret": "secret", "ConfigMap": "configmap"}[kind]
 
 
 # --- the parser -------------------------------------------------------------------------------------------------

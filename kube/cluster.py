@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from .errors import ClusterError
+from .errors import AlreadyExists, ClusterError, NotFound
 from .settings import ObjectKind, Project
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -19,38 +19,12 @@ KINDS: dict[str, tuple[str, str, str]] = {     # kind -> (api, plural, snake_cas
     "Node": ("core", "nodes", "node")}
 
 
-class NotFound(ClusterError):
-    pass
-
-
-class AlreadyExists(ClusterError):
-    pass
-
-
-class NotOwned(ClusterError):
-    """An object of the expected name belongs to someone else (other `user`/`project` labels)."""
-
-
 def kubeconfig_path() -> str | None:
     env = os.environ.get("KUBECONFIG")
     if env:
         return env.split(os.pathsep)[0]
     default = Path.home() / ".kube" / "config"
     return str(default) if default.is_file() else None
-
-
-def owner_of(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return labels.get("user"), labels.get("project")
-
-
-def require_owned(obj: Mapping[str, Any], project: Project, what: str) -> None:
-    """Refuse, naming the owner, to act on an object whose `user`/`project` labels are not this project's."""
-    user, proj = owner_of(obj)
-    if (user, proj) != (project.user, project.project_name):
-        owner = f"user '{user}' of project '{proj}'" if user or proj else "no toolbox user (no user/project labels)"
-        raise NotOwned(f"{what} belongs to {owner}, not to user '{project.user}' of project "
-                       f"'{project.project_name}'; refusing to touch it", 403)
 
 
 class Gateway:

@@ -6,7 +6,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from . import command
+from . import command, ownership
 from .config import (FIELD_KINDS, LAUNCH_FILE, Config, ModelEntry, check_field, merge_levels,
                      resolve_settings)
 from .errors import ConfigError, UsageError
@@ -164,8 +164,7 @@ class _Builder:
         if name in self.names:              # the same combination may be selected by two run entries
             return
         self.names[name] = identity
-        labels = {"user": project.user, "project": project.project_name,
-                  "model": label_value(model), "dataset": label_value(dataset)}
+        labels = {**ownership.labels(project), "model": label_value(model), "dataset": label_value(dataset)}
         self.runs.append(Run(index=len(self.runs), name=name, model=model, dataset=dataset, hparams=hparams,
                              labels=labels, local_command=local, remote_command=remote, settings=settings,
                              project=project))
@@ -203,3 +202,16 @@ def build_runs(config: Config, only: Selection | str | None = None,
         raise UsageError(f"only: {selection.text!r} selects no combination of "
                          f"{config.project.root / LAUNCH_FILE}")
     return builder.runs
+
+
+def resolve_name(cfg: Config, name: str, command: str = "logs") -> str:
+    """A job name, or a `key=value` selection that picks exactly one cell."""
+    if not name:
+        raise UsageError(f"{command}: expected name=JOB or name='key=value ...' (see `make status` for names)")
+    if "=" not in name:
+        return name
+    runs = build_runs(cfg, name)
+    if len(runs) != 1:
+        raise UsageError(f"{command}: name={name!r} selects {len(runs)} cells; expected exactly one "
+                         f"({', '.join(r.name for r in runs[:5])}{'...' if len(runs) > 5 else ''})")
+    return runs[0].name

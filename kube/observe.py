@@ -7,15 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from . import grid, provenance, status, workloads
-from .cluster import Gateway, NotFound, require_owned
-from .config import Config
-from .errors import ClusterError, UsageError
+from . import provenance, status, workloads
+from .cluster import Gateway
+from .errors import ClusterError, NotFound
+from .ownership import require_owned, selector
 from .settings import Project, Run
-
-
-def selector(project: Project) -> str:
-    return f"user={project.user},project={project.project_name}"
 
 
 @dataclass(frozen=True)
@@ -45,19 +41,6 @@ def collect_status(gw: Gateway, project: Project, runs: Sequence[Run]) -> Status
     head = provenance.read(project.root).commit
     cells, orphans = status.cells(runs, jobs, pods, events, node_gpus(gw), head)
     return StatusReport(cells, orphans, gw.calls)
-
-
-def resolve_job(cfg: Config, name: str, command: str = "logs") -> str:
-    """A job name, or a `key=value` selection that picks exactly one cell."""
-    if not name:
-        raise UsageError(f"{command}: expected name=JOB or name='key=value ...' (see `make status` for names)")
-    if "=" not in name:
-        return name
-    runs = grid.build_runs(cfg, name)
-    if len(runs) != 1:
-        raise UsageError(f"{command}: name={name!r} selects {len(runs)} cells; expected exactly one "
-                         f"({', '.join(r.name for r in runs[:5])}{'...' if len(runs) > 5 else ''})")
-    return runs[0].name
 
 
 def cell_pod(gw: Gateway, project: Project, name: str) -> dict:

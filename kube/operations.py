@@ -11,20 +11,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from . import grid, render, status, workloads
-from .cluster import AlreadyExists, Gateway, NotFound, require_owned
-from .config import Config
-from .errors import ClusterError, ToolboxError, UsageError
-from .settings import Project, Run, RunSettings
-from .observe import selector
+from . import files, render, status, workloads
+from .cluster import Gateway
+from .errors import AlreadyExists, ClusterError, NotFound, ToolboxError
+from .ownership import require_owned, selector
 from .plan import Action, plan
 from .render import Rendered
+from .settings import Project, Run, RunSettings
 
 WORKERS = 8
 Outcome = Literal["created", "replaced", "unchanged", "changed", "failed"]
-FILES_ANNOTATION = "kube-toolbox/files"
-
-
 
 
 def gateway(project: Project) -> Gateway:
@@ -37,14 +33,28 @@ def gateway(project: Project) -> Gateway:
 class RenderedGrid:
     jobs: list[Rendered]
     objects: list[dict]                 # the Secrets and ConfigMaps the Jobs refer to
+    settings: tuple[RunSettings, ...] = ()      # the distinct settings of the Jobs (secret_env is checked on them)
+
+
+def renderer(project: Project, settings: Sequence[RunSettings], annotations: Mapping[str, str] | None = None
+             ) -> render.Renderer:
+    """A Renderer given what `file:` ships for these settings, read here (rendering reads no project file)."""
+    return render.Renderer(project, annotations, files.read_all(project, (s.file for s in settings)))
 
 
 def render_grid(runs: Sequence[Run], project: Project, annotations: Mapping[str, str] | None = None) -> RenderedGrid:
     """Every Job of the selection (one a cell, packed, or arrays) and what they need, each checked, before any
     output or API call."""
-    renderer = render.Renderer(project, annotations)
-    jobs = [renderer.workload(w) for w in workloads.plan_workloads(runs, project)]
-    return RenderedGrid(jobs, list(renderer.objects.values()))
+    distinct = tuple(dict.fromkeys(run.settings for run in runs))
+    r = renderer(project, distinct, annotations)
+    jobs = [r.workload(w) for w in workloads.plan_workloads(runs, project)]
+    return RenderedGrid(jobs, list(r.objects.values()), distinct)
+
+
+def render_job(run: Run, annotations: Mapping[str, str] | None = None) -> Rendered:
+    """One cell's own Job, whatever its packing settings (tests, the smoke run)."""
+    assert run.project is not None
+    return renderer(run.project, [run.settings], annotations).job(run)
 
 
 def stream_text(objects: Sequence[Mapping[str, Any]], workloads: Sequence[Rendered]) -> str:
@@ -144,19 +154,27 @@ def create_or_replace(gw: Gateway, project: Project, job: Rendered, existing: Ma
             time.sleep(0.5)
 
 
-def filter_states(gw: Gateway, project: Project, runs: Sequence[Run], jobs: Sequence[Mapping[str, Any]],
+def existing_jobs(gw: Gateway, project: Project) -> dict[str, dict]:
+    """The user's Jobs of this project by name: one paged list, the base of every decision of `make job`."""
+    return {j["metadata"]["name"]: j for j in gw.list("Job", selector(project))}
+
+
+def select_states(gw: Gateway, project: Project, runs: Sequence[Run], jobs: Mapping[str, Mapping[str, Any]],
                   states: frozenset[str]) -> list[Run]:
-    """`only=failed` / `only=missing`: just those cells, wherever they ran (their own Job, a pack, an array)."""
-    pods = gw.list("Pod", selector(project))
-    cells, _ = status.cells(runs, jobs, pods, [], {}, None)
+    """`only=failed` / `only=missing`: just those cells, wherever they ran (their own Job, a pack, an array).
+    Pods are listed only when a packed or array Job holds some of the cells (their exit codes are in the pods)."""
+    held = any(workloads.ANNOTATION_CELLS in ((j.get("metadata") or {}).get("annotations") or {})
+               for j in jobs.values())
+    pods = gw.list("Pod", selector(project)) if held else []
+    cells, _ = status.cells(runs, list(jobs.values()), pods, [], {}, None)
     wanted = {"failed"} & states | ({"not submitted"} if "missing" in states else set())
     return [run for run, cell in zip(runs, cells) if cell.state in wanted]
 
 
-def check_secrets(gw: Gateway, runs: Sequence[Run]) -> None:
+def check_secrets(gw: Gateway, settings_used: Sequence[RunSettings]) -> None:
     """Each `secret_env` reference names an existing Secret and key (skipped where reading Secrets is denied)."""
     refs: dict[str, tuple[str, str]] = {}
-    for settings in {run.settings: None for run in runs}:
+    for settings in settings_used:
         for var, ref in settings.secret_env.items():
             refs.setdefault(ref, (var, ref))
     for var, ref in refs.values():
@@ -173,19 +191,11 @@ def check_secrets(gw: Gateway, runs: Sequence[Run]) -> None:
             raise ClusterError(f"secret_env.{var}: Secret '{name}' has no key '{key}'")
 
 
-def submit(gw: Gateway, project: Project, runs: Sequence[Run], rendered: RenderedGrid, selection: grid.Selection,
-           overwrite: bool = False, report: Callable[[JobResult], None] | None = None,
-           annotations: Mapping[str, str] | None = None) -> SubmitReport:
-    """Plan against the Jobs already there (paged lists), create what is needed, `report` each result.
-
-    `rendered` is the whole selection, already checked; with `only=failed|missing` the chosen cells are
-    rendered again on their own (an array of just the failed cells).
-    """
-    listed = gw.list("Job", selector(project))
-    existing = {j["metadata"]["name"]: j for j in listed}
-    if selection.states:
-        rendered = render_grid(filter_states(gw, project, runs, listed, selection.states), project, annotations)
-    check_secrets(gw, runs)
+def submit(gw: Gateway, project: Project, rendered: RenderedGrid, existing: Mapping[str, Mapping[str, Any]],
+           overwrite: bool = False, report: Callable[[JobResult], None] | None = None) -> SubmitReport:
+    """Plan the rendered Jobs against the ones already there (`existing_jobs`), create what is needed, `report`
+    each result."""
+    check_secrets(gw, rendered.settings)
     actions = plan(rendered.jobs, existing, overwrite=overwrite)
     if actions and actions[0].submits:
         actions[0].job.manifest                 # a broken project template fails before the first call
@@ -329,15 +339,11 @@ class SmokeResult:
         return self.state == "succeeded"
 
 
-def smoke(gw: Gateway, cfg: Config, selection: grid.Selection, timeout: float, poll: float,
+def smoke(gw: Gateway, run: Run, timeout: float, poll: float,
           started: Callable[[Run], None] | None = None) -> SmokeResult:
-    """Submit the first selected cell (with `smoke:` overrides), wait until it ends or `timeout`, report."""
-    runs = grid.build_runs(cfg, grid.Selection(selection.text, selection.filters),
-                           overrides=dict(cfg.smoke) or {"_smoke": True})
-    if not runs:
-        raise UsageError("smoke: no combination selected")
-    run = runs[0]
-    project = cfg.project
+    """Submit one cell (the caller applied the `smoke:` overrides), wait until it ends or `timeout`, report."""
+    assert run.project is not None
+    project = run.project
     rendered = render_grid([run], project)
     job = rendered.jobs[0]
     try:
@@ -391,7 +397,7 @@ def start_pod(gw: Gateway, project: Project, pod: Rendered, objects: Sequence[Ma
                            f"another with `make pod pod=NAME`", 409) from None
 
 
-def copy_files(gw: Gateway, project: Project, settings: RunSettings, pod: str, files: Sequence[str]) -> str:
+def copy_files(gw: Gateway, project: Project, settings: RunSettings, pod: str, names: Sequence[str]) -> str:
     """Send the files as a tar stream into the pod's working directory (kubectl cp's way); returns the folder."""
     current = gw.get("Pod", pod)
     require_owned(current, project, f"Pod '{pod}'")
@@ -402,7 +408,7 @@ def copy_files(gw: Gateway, project: Project, settings: RunSettings, pod: str, f
     import tarfile
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, path in render.shipped(project, files).items():
+        for name, path in files.shipped(project, names).items():
             tar.add(str(path), arcname=name)
     where = render.workdir(settings)
     command = ["tar", "xmf", "-"] + (["-C", where] if where else [])

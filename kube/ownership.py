@@ -26,20 +26,21 @@ def selector(project: Project) -> str:
     return f"{USER}={project.user},{PROJECT}={project.project_name}"
 
 
-def owner_of(labels_of_object: Mapping[str, str] | None) -> tuple[str | None, str | None]:
-    found = labels_of_object or {}
+def owner_of(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The `user` and `project` labels of an object (None where absent)."""
+    found = (obj.get("metadata") or {}).get("labels") or {}
     return found.get(USER), found.get(PROJECT)
 
 
-def is_owned(labels_of_object: Mapping[str, str] | None, project: Project) -> bool:
-    return owner_of(labels_of_object) == (project.user, project.project_name)
+def is_owned(obj: Mapping[str, Any], project: Project) -> bool:
+    return owner_of(obj) == (project.user, project.project_name)
 
 
-def require_owned(labels_of_object: Mapping[str, str] | None, project: Project, what: str) -> None:
+def require_owned(obj: Mapping[str, Any], project: Project, what: str) -> None:
     """Refuse, naming the owner, to act on an object whose `user`/`project` labels are not this project's."""
-    if is_owned(labels_of_object, project):
+    if is_owned(obj, project):
         return
-    user, proj = owner_of(labels_of_object)
+    user, proj = owner_of(obj)
     owner = f"user '{user}' of project '{proj}'" if user or proj else "no toolbox user (no user/project labels)"
     raise NotOwned(f"{what} belongs to {owner}, not to user '{project.user}' of project "
                    f"'{project.project_name}'; refusing to touch it", 403)

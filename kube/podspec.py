@@ -1,15 +1,18 @@
-"""Scheduling and lifetime fields of Jobs and pods, pure: deadlines, failure policy, queues, placement, sidecar.
+"""Pod and Job fields, pure: resources and quantities, placement, deadlines, failure policy, queues, placement, sidecar.
 
 Each function reads settings and returns the fields to add (empty when nothing is asked), in the order
 the templates write them.
 """
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Mapping
 
+from .errors import ConfigError
 from .settings import RunSettings
 
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][-+]?[0-9]+|[numkMGTPE]i?|Ki)?$")
 SIDECAR_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
 
 
@@ -46,7 +49,6 @@ def scratch(s: RunSettings) -> tuple[list[dict], list[dict]]:
     """(volumes, mounts) of the scratch space: a generic ephemeral volume, deleted with the pod."""
     if not s.scratch:
         return [], []
-    from .render import quantity
     spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
                             "resources": {"requests": {"storage": quantity(s.scratch, "Gi")}}}
     if s.scratch_class:
@@ -90,10 +92,56 @@ def sidecar(s: RunSettings, script: str, env: list, env_from: list, mounts: list
 
 def sidecar_resources(server: Any) -> dict:
     """0.25 CPU and 512 MiB (limits 1 CPU, 2 GiB) unless `cpu_count`/`memory` (GiB) say otherwise."""
-    from .render import quantity
     out = {kind: dict(values) for kind, values in SIDECAR_RESOURCES.items()}
     if "cpu_count" in server:
         out["requests"]["cpu"] = out["limits"]["cpu"] = quantity(server["cpu_count"])
     if "memory" in server:
         out["requests"]["memory"] = out["limits"]["memory"] = quantity(server["memory"], "Gi")
     return out
+
+
+def quantity(value: float, unit: str = "") -> str:
+    """A Kubernetes quantity string: whole numbers as is, fractions in milli (CPU) or Mi (memory)."""
+    if float(value).is_integer():
+        return f"{int(value)}{unit}"
+    if unit == "Gi":
+        return f"{int(round(value * 1024))}Mi"
+    return f"{int(round(value * 1000))}m"
+
+
+def resources(s: RunSettings) -> dict:
+    """Requests from the settings; limits = limit_ratio x requests for CPU and memory, = requests for GPUs."""
+    requests = {"cpu": quantity(s.cpu_count), "memory": quantity(s.memory, "Gi")}
+    limits = {"cpu": quantity(s.cpu_count * s.limit_ratio), "memory": quantity(s.memory * s.limit_ratio, "Gi")}
+    if s.ephemeral_storage:
+        requests["ephemeral-storage"] = limits["ephemeral-storage"] = quantity(s.ephemeral_storage, "Gi")
+    gpu_resource = f"nvidia.com/{s.special_gpu}" if s.special_gpu else "nvidia.com/gpu"
+    gpus = max(s.gpu_count, 1) if s.special_gpu else s.gpu_count
+    if gpus:
+        requests[gpu_resource] = limits[gpu_resource] = str(gpus)
+    return {"requests": requests, "limits": limits}
+
+
+def affinity(s: RunSettings) -> dict | None:
+    """One node-selector term: GPU product In/NotIn (ignored with special_gpu) and hostname In/NotIn."""
+    expressions = []
+    if not s.special_gpu:
+        if s.gpu_whitelist:
+            expressions.append({"key": "nvidia.com/gpu.product", "operator": "In", "values": list(s.gpu_whitelist)})
+        if s.gpu_blacklist:
+            expressions.append({"key": "nvidia.com/gpu.product", "operator": "NotIn", "values": list(s.gpu_blacklist)})
+    if s.hostname_whitelist:
+        expressions.append({"key": "kubernetes.io/hostname", "operator": "In", "values": list(s.hostname_whitelist)})
+    if s.hostname_blacklist:
+        expressions.append({"key": "kubernetes.io/hostname", "operator": "NotIn", "values": list(s.hostname_blacklist)})
+    if not expressions:
+        return None
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": expressions}]}}}
+
+
+def check_quantities(res: Mapping[str, Mapping[str, str]], where: str) -> None:
+    for kind in ("requests", "limits"):
+        for name, q in (res.get(kind) or {}).items():
+            if not isinstance(q, str) or not _QUANTITY.match(q):
+                raise ConfigError(where, f"resources.{kind}.{name}", f"expected a quantity string, got {q!r}")

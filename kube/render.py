@@ -1,4 +1,4 @@
-"""Manifests, pure: a Run (or the base settings) -> Job/Pod text via templates/*.j2, Secret and ConfigMap dicts.
+"""Manifests, pure (no file read but the templates): a Run (or the base settings) -> Job/Pod text via templates/*.j2, Secret and ConfigMap dicts.
 
 A Job is rendered once, straight to YAML text: that text is what `make dryrun` prints, what build/ holds and
 (parsed by libyaml) what `make job` sends. Every value is checked before rendering (names, labels, quantities)
@@ -10,27 +10,25 @@ import base64
 import dataclasses
 import hashlib
 import json
-import re
 import shlex
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from . import podspec, workloads, yamltext
+from . import ownership, podspec, workloads, yamltext
 from .errors import ConfigError
+from .files import FileSet
 from .settings import Project, Run, RunSettings
-from .naming import is_label_value, is_name, sanitize, volume_name
+from .naming import is_label_value, is_name, volume_name
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 ANNOTATION_SPEC = "kube-toolbox/spec-hash"
 ANNOTATION_HPARAMS = "kube-toolbox/hparams"
 FILES_MOUNT = "/etc/toolbox/files"
 SSH_MOUNT = "/etc/toolbox/ssh"
-MAX_FILES_BYTES = 900 * 1024          # a ConfigMap holds at most 1 MiB in all
 LAPTOP_ONLY_ENV = ("CUDA_VISIBLE_DEVICES",)    # a laptop's GPU choice would hide a job's GPUs
 JOB_ENV = {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "UTF-8"}
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][-+]?[0-9]+|[numkMGTPE]i?|Ki)?$")
 _MARK = "@kube-toolbox:"              # stands in for per-submission annotation values while hashing
 
 
@@ -87,46 +85,6 @@ def _template(project: Project, name: str):
         raise ConfigError(f"templates/{name}", "", f"template error: {err}") from err
 
 
-def quantity(value: float, unit: str = "") -> str:
-    """A Kubernetes quantity string: whole numbers as is, fractions in milli (CPU) or Mi (memory)."""
-    if float(value).is_integer():
-        return f"{int(value)}{unit}"
-    if unit == "Gi":
-        return f"{int(round(value * 1024))}Mi"
-    return f"{int(round(value * 1000))}m"
-
-
-def resources(s: RunSettings) -> dict:
-    """Requests from the settings; limits = limit_ratio x requests for CPU and memory, = requests for GPUs."""
-    requests = {"cpu": quantity(s.cpu_count), "memory": quantity(s.memory, "Gi")}
-    limits = {"cpu": quantity(s.cpu_count * s.limit_ratio), "memory": quantity(s.memory * s.limit_ratio, "Gi")}
-    if s.ephemeral_storage:
-        requests["ephemeral-storage"] = limits["ephemeral-storage"] = quantity(s.ephemeral_storage, "Gi")
-    gpu_resource = f"nvidia.com/{s.special_gpu}" if s.special_gpu else "nvidia.com/gpu"
-    gpus = max(s.gpu_count, 1) if s.special_gpu else s.gpu_count
-    if gpus:
-        requests[gpu_resource] = limits[gpu_resource] = str(gpus)
-    return {"requests": requests, "limits": limits}
-
-
-def affinity(s: RunSettings) -> dict | None:
-    """One node-selector term: GPU product In/NotIn (ignored with special_gpu) and hostname In/NotIn."""
-    expressions = []
-    if not s.special_gpu:
-        if s.gpu_whitelist:
-            expressions.append({"key": "nvidia.com/gpu.product", "operator": "In", "values": list(s.gpu_whitelist)})
-        if s.gpu_blacklist:
-            expressions.append({"key": "nvidia.com/gpu.product", "operator": "NotIn", "values": list(s.gpu_blacklist)})
-    if s.hostname_whitelist:
-        expressions.append({"key": "kubernetes.io/hostname", "operator": "In", "values": list(s.hostname_whitelist)})
-    if s.hostname_blacklist:
-        expressions.append({"key": "kubernetes.io/hostname", "operator": "NotIn", "values": list(s.hostname_blacklist)})
-    if not expressions:
-        return None
-    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchExpressions": expressions}]}}}
-
-
 @dataclass(frozen=True)
 class Extras:
     """Objects a workload refers to by name: the .env Secret and the `file:` ConfigMap (None when absent)."""
@@ -162,81 +120,34 @@ class Rendered:
         return doc
 
 
-def owner_labels(project: Project) -> dict[str, str]:
-    return {"user": project.user, "project": project.project_name}
-
-
 def env_secret(project: Project) -> dict | None:
-    """The .env variables (laptop-only ones left out) as a Secret named by a hash of its content."""
+    """The .env variables (laptop-only ones left out) as a Secret named by a hash of its user and content."""
     values = {k: v for k, v in project.dotenv.items() if k not in LAPTOP_ONLY_ENV}
     if not values:
         return None
     data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())}
-    digest = hashlib.sha256(json.dumps([project.user, data], sort_keys=True).encode()).hexdigest()[:10]
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": f"{project.project_name}-env-{digest}", "namespace": project.namespace,
-                         "labels": owner_labels(project)},
+            "metadata": {"name": ownership.object_name(project, "env", data), "namespace": project.namespace,
+                         "labels": ownership.labels(project)},
             "data": data}
 
 
-def _shipped(root: Path, rel: str, source: str) -> list[tuple[str, Path]]:
-    """(project-relative path, file) pairs for one `file:` entry: a file, or every file under a folder."""
-    path = (root / rel).resolve()
-    if Path(rel).is_absolute() or (path != root and root not in path.parents):
-        raise ConfigError(source, "file", f"expected a path inside the project, got {rel!r}")
-    if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
-        return [(p.relative_to(root).as_posix(), p) for p in found
-                if not any(part in (".git", "build", "__pycache__") for part in p.relative_to(root).parts)]
-    if not path.is_file():
-        raise ConfigError(source, "file", f"no such file or folder: {rel}")
-    return [(path.relative_to(root).as_posix(), path)]
-
-
-def shipped(project: Project, files: Sequence[str], source: str = "config/launch.yaml") -> dict[str, Path]:
-    """Project-relative name -> file for the `file:` entries (folders expanded); `.env` is refused."""
-    root = project.root.resolve()
-    secret = (root / ".env").resolve()
-    entries: dict[str, Path] = {}
-    for rel in sorted(set(files)):
-        for name, path in _shipped(root, rel, source):
-            if path.resolve() == secret or Path(name).name == ".env":
-                raise ConfigError(source, "file", f"{name} holds the project's secrets: it reaches jobs as a "
-                                                  f"Secret, never through file:")
-            entries[name] = path
-    return entries
-
-
-def files_configmap(project: Project, files: Sequence[str], source: str = "config/launch.yaml") -> dict | None:
-    """The `file:` section as a ConfigMap; missing, binary, secret, escaping or too large files are ConfigErrors."""
-    if not files:
+def files_configmap(project: Project, found: FileSet | None) -> dict | None:
+    """The files of a `file:` setting as a ConfigMap (keys f0, f1, ... in name order)."""
+    if found is None:
         return None
-    entries = shipped(project, files, source)
-    data, total = {}, 0
-    for i, (name, path) in enumerate(sorted(entries.items())):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ConfigError(source, "file", f"expected a text file, {name} is binary (ship it through S3)") from None
-        total += len(text.encode())
-        data[f"f{i}"] = text
-    if total > MAX_FILES_BYTES:
-        raise ConfigError(source, "file", f"the files add up to {total // 1024} KiB, expected at most "
-                                          f"{MAX_FILES_BYTES // 1024} KiB (ship large files through S3)")
-    names = sorted(entries)
-    digest = hashlib.sha256(json.dumps([names, data], sort_keys=True).encode()).hexdigest()[:10]
+    data = {f"f{i}": text for i, text in enumerate(found.texts)}
     return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": f"{project.project_name}-files-{digest}", "namespace": project.namespace,
-                         "labels": owner_labels(project),
-                         "annotations": {"kube-toolbox/files": json.dumps(names)}},
+            "metadata": {"name": ownership.object_name(project, "files", [found.names, data]),
+                         "namespace": project.namespace, "labels": ownership.labels(project)},
             "data": data}
 
 
-def extras_for(project: Project, settings: RunSettings) -> tuple[Extras, list[dict]]:
-    """The Secret/ConfigMap objects a workload with these settings needs, and how it refers to them."""
-    secret, cm = env_secret(project), files_configmap(project, settings.file)
-    files = tuple(json.loads(cm["metadata"]["annotations"]["kube-toolbox/files"])) if cm else ()
-    return (Extras(secret and secret["metadata"]["name"], cm and cm["metadata"]["name"], files),
+def extras_for(project: Project, found: FileSet | None) -> tuple[Extras, list[dict]]:
+    """The Secret/ConfigMap objects a workload shipping these files needs, and how it refers to them."""
+    secret, cm = env_secret(project), files_configmap(project, found)
+    return (Extras(secret and secret["metadata"]["name"], cm and cm["metadata"]["name"],
+                   found.names if found else ()),
             [o for o in (secret, cm) if o])
 
 
@@ -287,13 +198,13 @@ def _workload_values(project: Project, s: RunSettings, extras: Extras) -> dict:
            if k not in LAPTOP_ONLY_ENV and k not in project.dotenv]
     env += podspec.secret_env(s)
     env.append({"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
-    res = resources(s)
-    check_quantities(res, "settings")
+    res = podspec.resources(s)
+    podspec.check_quantities(res, "settings")
     env_from = [{"secretRef": {"name": extras.env_secret}}] if extras.env_secret else []
     startup = startup_script(project, s, extras.files)
     side = podspec.sidecar(s, startup, env, env_from, mounts)
     return {
-        "namespace": project.namespace, "settings": s, "affinity": _shared(affinity(s)),
+        "namespace": project.namespace, "settings": s, "affinity": _shared(podspec.affinity(s)),
         "tolerations": _shared([{"key": t, "operator": "Exists", "effect": "NoSchedule"} for t in s.tolerations]),
         "volumes": _shared(volumes), "mounts": _shared(mounts), "env": _shared(env), "resources": _shared(res),
         "env_from": _shared(env_from), "startup": startup,
@@ -301,13 +212,6 @@ def _workload_values(project: Project, s: RunSettings, extras: Extras) -> dict:
         "job_extra": {k: _shared(v) for k, v in podspec.job_fields(s, None).items()},
         "backoff_limit": s.backoff_limit,
     }
-
-
-def check_quantities(res: Mapping[str, Mapping[str, str]], where: str) -> None:
-    for kind in ("requests", "limits"):
-        for name, q in (res.get(kind) or {}).items():
-            if not isinstance(q, str) or not _QUANTITY.match(q):
-                raise ConfigError(where, f"resources.{kind}.{name}", f"expected a quantity string, got {q!r}")
 
 
 def check_meta(kind: str, name: str, labels: Mapping[str, Any]) -> None:
@@ -323,8 +227,10 @@ def check_meta(kind: str, name: str, labels: Mapping[str, Any]) -> None:
 class Renderer:
     """Renders the Jobs of one project; values shared by cells with equal settings are computed once."""
 
-    def __init__(self, project: Project, annotations: Mapping[str, str] | None = None) -> None:
+    def __init__(self, project: Project, annotations: Mapping[str, str] | None = None,
+                 files: Mapping[tuple[str, ...], FileSet | None] | None = None) -> None:
         self.project = project
+        self.files = dict(files or {})                 # each `file:` setting's contents, read by the caller
         self.annotations = dict(annotations or {})
         self.objects: dict[str, dict] = {}             # Secrets and ConfigMaps the Jobs refer to, by name
         self._values: dict[RunSettings, dict] = {}
@@ -334,7 +240,9 @@ class Renderer:
     def _shared(self, settings: RunSettings) -> dict:
         cached = self._values.get(settings)        # equal settings (hashable, frozen) share everything
         if cached is None:
-            extras, objects = extras_for(self.project, settings)
+            if settings.file and settings.file not in self.files:
+                raise ValueError(f"the files of file: {list(settings.file)} were not read before rendering")
+            extras, objects = extras_for(self.project, self.files.get(settings.file))
             self.objects.update((o["metadata"]["name"], o) for o in objects)
             cached = self._values[settings] = _workload_values(self.project, settings, extras)
         return cached
@@ -391,25 +299,16 @@ class Renderer:
         return Rendered("Job", name, text, digest, workload, cells)
 
 
-def render_job(run: Run, annotations: Mapping[str, str] | None = None) -> Rendered:
-    """One Job, alone (tests, smoke); `Renderer` is the fast path for a grid."""
-    assert run.project is not None
-    return Renderer(run.project, annotations).job(run)
-
-
-def pod_name(project: Project, name: str | None = None) -> str:
-    return name or sanitize(f"{project.user}-{project.project_name}-interactive-pod")[:63].rstrip("-")
-
-
-def render_pod(project: Project, settings: RunSettings, name: str | None = None) -> tuple[Rendered, list[dict]]:
+def render_pod(project: Project, settings: RunSettings, name: str | None = None,
+               found: FileSet | None = None) -> tuple[Rendered, list[dict]]:
     """The interactive pod (requests capped by pod_max_*) and the Secret/ConfigMap it needs."""
     settings = dataclasses.replace(settings, gpu_count=min(settings.gpu_count, settings.pod_max_gpu),
                                    cpu_count=min(settings.cpu_count, settings.pod_max_cpu),
                                    memory=min(settings.memory, settings.pod_max_memory), server=None)
-    extras, objects = extras_for(project, settings)
+    extras, objects = extras_for(project, found)
     values = _workload_values(project, settings, extras)
-    labels = {**owner_labels(project), "role": "interactive"}
-    name = pod_name(project, name)
+    labels = {**ownership.labels(project), "role": "interactive"}
+    name = ownership.pod_name(project, name)
     check_meta("Pod", name, labels)
     text = _template(project, "pod.yaml.j2").render(name=name, labels=labels, annotations={},
                                                     script=values["startup"] + settings.server_command + "\n",

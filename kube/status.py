@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -46,16 +45,6 @@ def _time(text: str | None) -> datetime | None:
     if not text:
         return None
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def age_text(seconds: float | None) -> str:
-    """kubectl's style: 45s, 12m, 5h, 3d."""
-    if seconds is None:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
 
 
 def _unschedulable(message: str) -> str:
@@ -223,51 +212,3 @@ def cells(runs: Sequence[Run], jobs: Sequence[Mapping[str, Any]], pods: Sequence
             labels = (job.get("metadata") or {}).get("labels") or {}
             orphans.append(cell(name, labels.get("model", "?"), labels.get("dataset", "?")))
     return grid, orphans
-
-
-def table(rows: Sequence[Cell]) -> str:
-    """Fixed-width text table, grouped by model x dataset (rows keep grid order inside a group)."""
-    header = ("MODEL", "DATASET", "NAME", "STATE", "AGE", "NODE", "GPU", "REASON")
-    groups: dict[tuple[str, str], list[Cell]] = {}
-    for c in rows:
-        groups.setdefault((c.model, c.dataset), []).append(c)
-    lines = [header]
-    for (model, dataset), members in groups.items():
-        for i, c in enumerate(members):
-            state = c.state + (" *" if c.stale else "")
-            lines.append((model if i == 0 else "", dataset if i == 0 else "", c.name, state, age_text(c.age),
-                          c.node or "-", c.gpu or "-", c.reason or ""))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)) + "  " + line[-1]
-                     for line in lines).rstrip() + "\n"
-
-
-def totals(rows: Sequence[Cell]) -> str:
-    count = Counter(c.state for c in rows)
-    parts = [f"{count[s]} {s}" for s in STATES if count[s]]
-    stale = sum(c.stale for c in rows)
-    text = f"{len(rows)} cells: " + ", ".join(parts)
-    return text + (f"; {stale} ran code other than HEAD (marked *)" if stale else "")
-
-
-def failure_summary(rows: Sequence[Cell]) -> str:
-    """Failures grouped by reason and by node, and a hostname_blacklist hint when one node dominates."""
-    failed = [c for c in rows if c.state == "failed"]
-    if not failed:
-        return ""
-    lines = [f"Failures ({len(failed)}):"]
-    for reason, n in Counter(c.reason or "unknown" for c in failed).most_common():
-        lines.append(f"  {n:>4}  {reason}")
-    nodes = Counter(c.node for c in failed if c.node)
-    if nodes:
-        lines.append("By node:")
-        lines += [f"  {n:>4}  {node}" for node, n in nodes.most_common()]
-        node, n = nodes.most_common(1)[0]
-        if len(failed) >= 2 and n * 2 > len(failed):
-            lines.append(f"Most failures ran on {node}: consider `hostname_blacklist: [{node}]` in config/launch.yaml")
-    return "\n".join(lines) + "\n"
-
-
-def as_json(grid: Sequence[Cell], orphans: Sequence[Cell]) -> dict[str, Any]:
-    return {"cells": [asdict(c) for c in grid], "not_in_grid": [asdict(c) for c in orphans],
-            "totals": dict(Counter(c.state for c in grid))}

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import base64
 import gzip
-import hashlib
 import io
-import json
 import shlex
 import tarfile
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
-from .settings import Project, Run, RunSettings
+from . import ownership
 from .naming import sanitize
+from .settings import Project, Run, RunSettings
 
 WorkloadKind = Literal["cell", "pack", "array"]
 ANNOTATION_CELLS = "kube-toolbox/cells"     # units separated by spaces, the cells of a unit by "+"
@@ -49,16 +48,12 @@ class Workload:
 
     def labels(self, project: Project) -> dict[str, str]:
         """The owner labels, and model/dataset when every cell shares them."""
-        labels = {"user": project.user, "project": project.project_name}
+        labels = ownership.labels(project)
         for key in ("model", "dataset"):
             values = {r.labels[key] for r in self.cells}
             if len(values) == 1:
                 labels[key] = values.pop()
         return labels
-
-
-def _digest(text: str) -> str:
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode().lower()[:8]
 
 
 def _name(kind: str, runs: Sequence[Run], project: Project) -> str:
@@ -67,8 +62,7 @@ def _name(kind: str, runs: Sequence[Run], project: Project) -> str:
     parts = [first.settings.prefix, project.project_name, first.model if same[0] else "",
              first.dataset if same[1] else "", kind]
     readable = "-".join(p for p in (sanitize(x) for x in parts) if p)[:54].rstrip("-")
-    identity = "\n".join([project.user, *(r.name for r in runs)])
-    return f"{readable}-{_digest(identity)}"
+    return ownership.workload_name(readable, project, [r.name for r in runs])
 
 
 def plan_workloads(runs: Sequence[Run], project: Project) -> list[Workload]:
@@ -139,10 +133,9 @@ def cells_archive(workload: Workload) -> bytes:
 def cells_configmap(workload: Workload, project: Project) -> dict:
     """The ConfigMap an array Job reads its units from (binaryData: about 20x smaller than the scripts)."""
     data = base64.b64encode(cells_archive(workload)).decode()
-    digest = hashlib.sha256(json.dumps([project.user, data]).encode()).hexdigest()[:10]
     return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": f"{project.project_name}-cells-{digest}", "namespace": project.namespace,
-                         "labels": {"user": project.user, "project": project.project_name}},
+            "metadata": {"name": ownership.object_name(project, "cells", data), "namespace": project.namespace,
+                         "labels": ownership.labels(project)},
             "binaryData": {CELLS_FILE: data}}
 
 

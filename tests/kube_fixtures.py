@@ -190,3 +190,14 @@ def kubeconfig(tmp_path, monkeypatch, kube) -> Path:
     path = write_kubeconfig(tmp_path / "kubeconfig", kube.url)
     monkeypatch.setenv("KUBECONFIG", str(path))
     return path
+
+
+@pytest.fixture
+def project(tmp_path, kubeconfig):
+    """The quickstart example as a project of user my-user in namespace lab of the test API server."""
+    root = tmp_path / "example"
+    shutil.copytree(ROOT / "examples" / "quickstart", root)
+    (root / ".env").write_text("S3_BUCKET_NAME=example\nAWS_SECRET_ACCESS_KEY=hush\n")
+    (root / "config" / "kube.yaml").write_text(
+        (root / "config" / "kube.yaml").read_text().replace("my-namespace", "lab") + "api_retry_seconds: 3\n")
+    return root

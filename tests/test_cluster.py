@@ -8,47 +8,11 @@ import sys
 import pytest
 
 import launch
-from tests.helpers import ROOT, make_project
+from tests.helpers import ROOT, job_names, make_project, names, run, set_failed
 from tests.kube_fixtures import free_port, write_kubeconfig
 from tests.manifest_checks import validate_manifest
 
 SEL = "user=my-user,project=example"
-
-
-@pytest.fixture
-def project(tmp_path, kubeconfig):
-    root = tmp_path / "example"
-    shutil.copytree(ROOT / "examples" / "quickstart", root)
-    (root / ".env").write_text("S3_BUCKET_NAME=example\nAWS_SECRET_ACCESS_KEY=hush\n")
-    (root / "config" / "kube.yaml").write_text(
-        (root / "config" / "kube.yaml").read_text().replace("my-namespace", "lab") + "api_retry_seconds: 3\n")
-    return root
-
-
-def run(root, *args, stdin: str = "") -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.stdout, sys.stderr, sys.stdin
-    sys.stdout, sys.stderr, sys.stdin = out, err, io.StringIO(stdin)
-    try:
-        code = launch.main([*args, "--root", str(root)])
-    finally:
-        sys.stdout, sys.stderr, sys.stdin = old
-    return code, out.getvalue(), err.getvalue()
-
-
-def names(kube, plural="jobs"):
-    return sorted(o["metadata"]["name"] for o in kube.objects(plural))
-
-
-def job_names(root):
-    code, out, _ = run(root, "runs")
-    return [line.split()[1] for line in out.splitlines()[1:-1]]
-
-
-def set_failed(kube, name):
-    job = next(j for j in kube.objects("jobs") if j["metadata"]["name"] == name)
-    job["status"] = {"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
-    kube.seed(job)
 
 
 def test_job_creates_one_labelled_job_per_combination(project, kube):
@@ -283,3 +247,36 @@ def test_delete_lists_each_kind_once(project, kube):
     assert code == 0 and out.count(" deleted") == 6
     lists = sorted(r["path"].rsplit("/", 1)[-1] for r in kube.requests() if r["method"] == "GET")
     assert lists == ["configmaps", "jobs", "pods", "secrets"]
+
+
+def test_only_failed_on_a_large_grid_renders_each_chosen_job_once(project, kube, monkeypatch):
+    """make job only=failed: one paged Job list to choose, each failed cell rendered once, replaced once."""
+    from kube import render
+    (project / "config" / "launch.yaml").write_text(
+        "project_name: example\nmodel:\n  m:\n    command: echo <a> <b>\n    gpu_count: 0\n"
+        f"    hparam:\n      a: {list(range(10))}\n      b: {list(range(100))}\ndataset:\n  d: {{}}\n")
+    code, out, err = run(project, "job")
+    assert code == 0 and "1000 jobs: 1000 created" in out, err
+    failed = job_names(project)[::250]
+    for name in failed:
+        set_failed(kube, name)
+    rendered: list[str] = []
+    original = render.Renderer._render
+
+    def counting(self, name, *args, **kwargs):
+        rendered.append(name)
+        return original(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(render.Renderer, "_render", counting)
+    kube.clear_requests()
+    code, out, _ = run(project, "job", "--only", "failed")
+    assert code == 0 and f"{len(failed)} jobs: 0 created, {len(failed)} replaced" in out
+    assert sorted(rendered) == sorted(failed)                      # each chosen Job rendered once, nothing else
+    calls = [(r["method"], r["path"]) for r in kube.requests()]
+    job_calls = [c for c in calls if "/jobs" in c[1]]
+    lists = [c for c in job_calls if c == ("GET", "/apis/batch/v1/namespaces/lab/jobs")]
+    assert len(lists) == 2                                         # one list of 1,000 Jobs: two pages of 500
+    assert sorted(p.rsplit("/", 1)[-1] for m, p in job_calls if m == "DELETE") == sorted(failed)
+    assert sum(m == "POST" for m, _ in job_calls) == len(failed)
+    assert len(job_calls) == len(lists) + 2 * len(failed)
+    assert not [c for c in calls if "/pods" in c[1]]               # no packed Job: the pods are not needed

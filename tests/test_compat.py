@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from kube import config, grid, render
+from kube import config, files, grid, operations, podspec, render
 from tests.helpers import ROOT, launch, make_project
 
 GIT = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
@@ -24,7 +24,7 @@ def test_a_job_runs_in_an_image_laid_out_the_public_toolboxs_way(tmp_path):
         model:
           check: {command: "[echo on the laptop](python src/check.py <x>)", hparam: {x: [7]}}
         """, dotenv="S3_BUCKET_NAME=example\n")
-    job = render.render_job(grid.build_runs(config.load(project))[0]).manifest
+    job = operations.render_job(grid.build_runs(config.load(project))[0]).manifest
     container = job["spec"]["template"]["spec"]["containers"][0]
     checkout = tmp_path / "root" / "example"                 # WORKDIR of such an image
     (checkout / "src" / "toolbox").mkdir(parents=True)
@@ -79,14 +79,14 @@ def test_file_takes_folders_and_null(tmp_path):
     (tmp_path / "src" / "sub" / "b.txt").write_text("b\n")
     (tmp_path / "src" / "sub" / "__pycache__" / "c.pyc").write_text("c\n")
     cfg = config.load(tmp_path)
-    cm = render.files_configmap(cfg.project, cfg.base_settings.file)
+    cm = render.files_configmap(cfg.project, files.read(cfg.project, cfg.base_settings.file))
     assert sorted(cm["data"].values()) == ["a\n", "b\n"]
-    script = render.render_job(grid.build_runs(cfg)[0]).manifest["spec"]["template"]["spec"]["containers"][0][
+    script = operations.render_job(grid.build_runs(cfg)[0]).manifest["spec"]["template"]["spec"]["containers"][0][
         "command"][2]
     assert "src/sub/b.txt" in script and "c.pyc" not in script
     make_project(tmp_path, "file: null\nmodel: {m: {command: echo}}\n")
     cfg = config.load(tmp_path)
-    assert cfg.base_settings.file == () and render.extras_for(cfg.project, cfg.base_settings)[1] == []
+    assert cfg.base_settings.file == () and render.extras_for(cfg.project, files.read(cfg.project, cfg.base_settings.file))[1] == []
 
 
 def test_name_placeholder_works_in_env_and_image(tmp_path):

@@ -9,12 +9,12 @@ import time
 import pytest
 import yaml
 
-from kube import config, grid, render
+from kube import config, files, grid, operations, render
 from tests.helpers import KUBE, launch, make_project
 from tests.kube_fixtures import write_kubeconfig
 from tests.manifest_checks import validate_manifest
 from tests.s3_fixtures import pipe, serve
-from tests.test_cluster import job_names, project, run  # noqa: F401  (fixture and helpers)
+from tests.helpers import job_names, run
 
 OTHER = {"user": "bob", "project": "example"}
 
@@ -47,7 +47,7 @@ def test_logs_refuse_another_users_job(project, kube):
 def test_a_configmap_of_the_expected_name_made_by_someone_else_is_not_trusted(project, kube):
     (project / "config" / "launch.yaml").write_text("file: [data/1.txt]\n" +
                                                     (project / "config" / "launch.yaml").read_text())
-    cm = render.files_configmap(config.load(project).project, ["data/1.txt"])
+    cm = render.files_configmap(config.load(project).project, files.read(config.load(project).project, ["data/1.txt"]))
     kube.seed({**cm, "metadata": {**cm["metadata"], "labels": OTHER}})
     code, out, err = run(project, "job")
     assert code == 1 and f"ConfigMap '{cm['metadata']['name']}' belongs to user 'bob'" in err
@@ -222,7 +222,7 @@ def test_startup_script_placeholders_are_quoted_like_commands(tmp_path):
             startup_script: echo <x>
             hparam: {x: ['a; touch pwned']}
         """)
-    script = render.render_job(grid.build_runs(config.load(tmp_path))[0]).manifest[
+    script = operations.render_job(grid.build_runs(config.load(tmp_path))[0]).manifest[
         "spec"]["template"]["spec"]["containers"][0]["command"][2]
     result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert result.stdout.splitlines() == ["a; touch pwned", "done"]

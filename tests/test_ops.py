@@ -9,30 +9,11 @@ import time
 import pytest
 
 from kube.provenance import ANNOTATION_COMMIT, ANNOTATION_DIRTY
-from tests.test_cluster import project, run  # noqa: F401  (fixture and helper)
+from tests.helpers import pod_for, run, with_status
 
 
 def jobs_by_model(kube):
     return {(j["metadata"]["labels"]["model"], j["metadata"]["labels"]["dataset"]): j for j in kube.objects("jobs")}
-
-
-def pod_for(job, phase, node="", container=None, conditions=()):
-    name = job["metadata"]["name"]
-    st = {"phase": phase, "conditions": list(conditions)}
-    if container:
-        st["containerStatuses"] = [{"name": "main", "state": container}]
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"{name}-abcde", "namespace": "lab",
-                         "labels": {**job["metadata"]["labels"], "job-name": name},
-                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
-                                              "uid": job["metadata"].get("uid", "u")}]},
-            "spec": {"nodeName": node} if node else {}, "status": st}
-
-
-def with_status(job, **status):
-    job = dict(job)
-    job["status"] = status
-    return job
 
 
 @pytest.fixture

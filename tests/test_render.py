@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kube import config, grid, render
+from kube import config, files, grid, operations, podspec, render
 from kube.errors import ConfigError
 from tests.helpers import KUBE, ROOT, launch, make_project
 from tests.manifest_checks import validate_manifest
@@ -24,7 +24,7 @@ def runs_for(root: Path, only: str | None = None):
 
 def job_of(root: Path, index: int = 0) -> dict:
     _, runs = runs_for(root)
-    return render.render_job(runs[index]).manifest
+    return operations.render_job(runs[index]).manifest
 
 
 def container(obj: dict) -> dict:
@@ -37,7 +37,7 @@ def test_quickstart_jobs_and_pod_validate(tmp_path):
     shutil.copytree(ROOT / "examples" / "quickstart", root)
     cfg, runs = runs_for(root)
     for run in runs:
-        job = render.render_job(run).manifest
+        job = operations.render_job(run).manifest
         validate_manifest(job)
         assert job["metadata"]["labels"]["user"] == "my-user"
         assert job["spec"]["template"]["metadata"]["labels"]["project"] == "example"
@@ -55,7 +55,7 @@ def test_golden_quickstart_job(tmp_path):
     root = tmp_path / "p"
     shutil.copytree(ROOT / "examples" / "quickstart", root)
     _, runs = runs_for(root)
-    text = render.render_job(runs[0]).text
+    text = operations.render_job(runs[0]).text
     golden = GOLDEN / "quickstart-job.yaml"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(text)
@@ -126,8 +126,8 @@ def test_dotenv_goes_to_a_secret_never_into_the_job(tmp_path):
     make_project(tmp_path, "model: {m: {command: echo}}\ndataset: {d: {}}\n",
                  dotenv="AWS_SECRET_ACCESS_KEY=sup3rs3cret\nS3_BUCKET_NAME=bucket\n")
     cfg, runs = runs_for(tmp_path)
-    _, objects = render.extras_for(cfg.project, runs[0].settings)
-    job = render.render_job(runs[0]).manifest
+    _, objects = render.extras_for(cfg.project, files.read(cfg.project, runs[0].settings.file))
+    job = operations.render_job(runs[0]).manifest
     secret = next(o for o in objects if o["kind"] == "Secret")
     validate_manifest(secret)
     assert "sup3rs3cret" not in json.dumps(job)
@@ -153,8 +153,8 @@ def test_files_travel_in_a_configmap(tmp_path):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "temp.py").write_text("print('patched')\n")
     cfg, runs = runs_for(tmp_path)
-    _, objects = render.extras_for(cfg.project, runs[0].settings)
-    job = render.render_job(runs[0]).manifest
+    _, objects = render.extras_for(cfg.project, files.read(cfg.project, runs[0].settings.file))
+    job = operations.render_job(runs[0]).manifest
     validate_manifest(job)
     cm = next(o for o in objects if o["kind"] == "ConfigMap")
     validate_manifest(cm)
@@ -184,7 +184,7 @@ def test_bad_files_fail_before_anything(tmp_path, setup, message):
 def test_file_outside_the_project_is_refused(tmp_path):
     make_project(tmp_path, "file: [../etc/passwd]\nmodel: {m: {command: echo}}\ndataset: {d: {}}\n")
     with pytest.raises(ConfigError, match="expected a path inside the project"):
-        render.files_configmap(config.load(tmp_path).project, ["../etc/passwd"])
+        files.read(config.load(tmp_path).project, ["../etc/passwd"])
 
 
 def test_project_template_override(tmp_path):
@@ -217,9 +217,9 @@ def test_server_side_rules_checked_before_any_render():
     with pytest.raises(ConfigError, match="metadata.name"):
         render.check_meta("Job", "Upper", {"user": "x"})
     with pytest.raises(ConfigError, match="quantity"):
-        render.check_quantities({"limits": {"cpu": 2}}, "Job 'ok'")
+        podspec.check_quantities({"limits": {"cpu": 2}}, "Job 'ok'")
     render.check_meta("Job", "ok", {"user": "x"})
-    render.check_quantities({"limits": {"cpu": "2500m", "memory": "12800Mi"}}, "Job 'ok'")
+    podspec.check_quantities({"limits": {"cpu": "2500m", "memory": "12800Mi"}}, "Job 'ok'")
 
 
 def test_dotenv_wins_over_env_in_jobs_as_it_does_locally(tmp_path):

@@ -14,8 +14,7 @@ from kube import config, grid, operations, workloads
 from kube.errors import ConfigError
 from tests.helpers import ROOT, launch, make_project
 from tests.manifest_checks import validate_manifest
-from tests.test_cluster import project, run  # noqa: F401  (fixture and helper)
-from tests.test_ops import pod_for, with_status
+from tests.helpers import pod_for, run, with_status
 
 GOLDEN = Path(__file__).parent / "golden"
 KUBE = {"project_name": "example", "namespace": "lab", "user": "alice"}

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from kube import status
+from kube import present, status
 from kube.settings import Run
 from kube.provenance import ANNOTATION_COMMIT, ANNOTATION_DIRTY
 
@@ -70,7 +70,7 @@ def test_cell_state_and_reason(j, pods, events, state, reason):
 def test_node_gpu_age_and_orphans():
     grid, orphans = status.cells([run("j")], [job("j", active=1), job("old", [("Complete", "")], model="x")],
                                  [pod("j", "Running", "n1", {"running": {}})], [], {"n1": "NVIDIA-A10"}, "abc123", NOW)
-    assert (grid[0].node, grid[0].gpu, status.age_text(grid[0].age)) == ("n1", "NVIDIA-A10", "30m")
+    assert (grid[0].node, grid[0].gpu, present.age_text(grid[0].age)) == ("n1", "NVIDIA-A10", "30m")
     assert [o.name for o in orphans] == ["old"] and orphans[0].model == "x"
 
 
@@ -78,24 +78,24 @@ def test_stale_when_commit_differs_or_dirty():
     jobs = [job("a", active=1, commit="old"), job("b", active=1, commit="new", dirty=True), job("c", active=1, commit="new")]
     grid, _ = status.cells([run("a"), run("b"), run("c")], jobs, [], [], {}, "new", NOW)
     assert [c.stale for c in grid] == [True, True, False]
-    assert "(marked *)" in status.totals(grid)
-    assert "running *" in status.table(grid)
+    assert "(marked *)" in present.totals(grid)
+    assert "running *" in present.status_table(grid)
 
 
 def test_table_groups_and_totals():
     rows = [status.Cell("n1", "m1", "d1", "running"), status.Cell("n2", "m1", "d1", "failed", reason="OOMKilled"),
             status.Cell("n3", "m2", "d1", "not submitted")]
-    text = status.table(rows)
+    text = present.status_table(rows)
     lines = text.splitlines()
     assert lines[0].split() == ["MODEL", "DATASET", "NAME", "STATE", "AGE", "NODE", "GPU", "REASON"]
     assert lines[1].startswith("m1") and lines[2].startswith(" ") and lines[3].startswith("m2")
-    assert status.totals(rows) == "3 cells: 1 not submitted, 1 running, 1 failed"
+    assert present.totals(rows) == "3 cells: 1 not submitted, 1 running, 1 failed"
 
 
 def test_failure_summary_suggests_blacklisting_a_bad_node():
     rows = [status.Cell(f"n{i}", "m", "d", "failed", node="bad-node" if i < 3 else "ok", reason="exit code 1")
             for i in range(4)]
-    text = status.failure_summary(rows)
+    text = present.failure_summary(rows)
     assert "   4  exit code 1" in text
     assert "hostname_blacklist: [bad-node]" in text
-    assert status.failure_summary([status.Cell("a", "m", "d", "running")]) == ""
+    assert present.failure_summary([status.Cell("a", "m", "d", "running")]) == ""

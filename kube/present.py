@@ -1,0 +1,98 @@
+"""What the user reads, in one place: the status and runs tables, totals, the failure summary, JSON, the line
+after `make job`. Pure text from typed results; everything that came from the cluster is made terminal-safe.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import asdict
+from typing import Any, Sequence
+
+from .naming import value_text
+from .settings import Run
+from .status import STATES, Cell
+
+RESOURCES = {"Job": "job.batch", "Pod": "pod", "Secret": "secret", "ConfigMap": "configmap"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def safe(text: str) -> str:
+    """Text from the cluster (names, reasons, event messages) with control characters shown, never sent to the
+    terminal: an escape sequence in an Event any namespace user can write must not retitle or clear a screen."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def columns(rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns two spaces apart; the last column is not padded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[-1]).rstrip()
+                     for row in rows) + "\n"
+
+
+def age_text(seconds: float | None) -> str:
+    """kubectl's style: 45s, 12m, 5h, 3d."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def status_table(rows: Sequence[Cell]) -> str:
+    """Fixed-width text table, grouped by model x dataset (rows keep grid order inside a group)."""
+    header = ("MODEL", "DATASET", "NAME", "STATE", "AGE", "NODE", "GPU", "REASON")
+    groups: dict[tuple[str, str], list[Cell]] = {}
+    for c in rows:
+        groups.setdefault((c.model, c.dataset), []).append(c)
+    lines = [header]
+    for (model, dataset), members in groups.items():
+        for i, c in enumerate(members):
+            state = c.state + (" *" if c.stale else "")
+            lines.append((model if i == 0 else "", dataset if i == 0 else "", safe(c.name), state,
+                          age_text(c.age), safe(c.node) or "-", safe(c.gpu) or "-", safe(c.reason or "")))
+    return columns(lines)
+
+
+def totals(rows: Sequence[Cell]) -> str:
+    count = Counter(c.state for c in rows)
+    parts = [f"{count[s]} {s}" for s in STATES if count[s]]
+    stale = sum(c.stale for c in rows)
+    text = f"{len(rows)} cells: " + ", ".join(parts)
+    return text + (f"; {stale} ran code other than HEAD (marked *)" if stale else "")
+
+
+def failure_summary(rows: Sequence[Cell]) -> str:
+    """Failures grouped by reason and by node, and a hostname_blacklist hint when one node dominates."""
+    failed = [c for c in rows if c.state == "failed"]
+    if not failed:
+        return ""
+    lines = [f"Failures ({len(failed)}):"]
+    for reason, n in Counter(c.reason or "unknown" for c in failed).most_common():
+        lines.append(f"  {n:>4}  {safe(reason)}")
+    nodes = Counter(c.node for c in failed if c.node)
+    if nodes:
+        lines.append("By node:")
+        lines += [f"  {n:>4}  {safe(node)}" for node, n in nodes.most_common()]
+        node, n = nodes.most_common(1)[0]
+        if len(failed) >= 2 and n * 2 > len(failed):
+            lines.append(f"Most failures ran on {safe(node)}: consider `hostname_blacklist: [{node}]` in config/launch.yaml")
+    return "\n".join(lines) + "\n"
+
+
+def status_json(grid: Sequence[Cell], orphans: Sequence[Cell]) -> dict[str, Any]:
+    return {"cells": [asdict(c) for c in grid], "not_in_grid": [asdict(c) for c in orphans],
+            "totals": dict(Counter(c.state for c in grid))}
+
+
+def runs_table(runs: Sequence[Run]) -> str:
+    """`make runs`: index, name, model, dataset and the public hparams of each selected combination."""
+    rows = [("#", "NAME", "MODEL", "DATASET", "HPARAMS")]
+    for run in runs:
+        hp = " ".join(f"{k}={value_text(v)}" for k, v in run.public_hparams.items())
+        rows.append((str(run.index), run.name, run.model, run.dataset, hp))
+    return columns(rows) + plural(len(runs), "combination") + "\n"

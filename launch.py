@@ -10,14 +10,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 # Found through the project-root symlink: resolve it to import the toolbox's own `kube` package.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-COMPAT_MODES = {"job": "job", "local": "local", "dryrun": "dryrun", "local-dryrun": "local-dryrun",
-                "local-first": "local-first", "pod": "pod", "pod-dryrun": "pod-dryrun", "copy_files": "copy"}
-
 
 def err(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -76,27 +72,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_print_config(args: argparse.Namespace) -> int:
     """The fully merged settings of one combination, as YAML (.env values redacted)."""
-    import dataclasses
-
-    from kube import yamltext
+    from kube import present
     from kube.errors import UsageError
     cfg, _, runs = _runs(args)
     if not runs:
         raise UsageError("print-config: no combination selected")
     if not 0 <= args.index < len(runs):
         raise UsageError(f"print-config: --index expected 0..{len(runs) - 1}, got {args.index}")
-    run, project = runs[args.index], cfg.project
-    doc = {
-        "project": {"project_name": project.project_name, "user": project.user, "namespace": project.namespace,
-                    "conda_env_name": project.conda_env_name, "root": str(project.root),
-                    "dotenv": {k: "<redacted>" for k in project.dotenv}},
-        "run": {"name": run.name, "model": run.model, "dataset": run.dataset, "hparams": dict(run.hparams),
-                "labels": dict(run.labels), "local_command": run.local_command,
-                "remote_command": run.remote_command},
-        "settings": {k: (list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, dict) else v)
-                     for k, v in dataclasses.asdict(run.settings).items()},
-    }
-    out(yamltext.document(doc), end="")
+    out(present.merged_config(cfg.project, runs[args.index]), end="")
     return 0
 
 
@@ -145,7 +128,7 @@ def cmd_job(args: argparse.Namespace) -> int:
     project = cfg.project
     annotations = _provenance(project, True).annotations()
     rendered = operations.render_grid(runs, project, annotations) if not selection.states else None
-    gw = operations.gateway(project)
+    gw = operations.gateway(project, _retrying)
     existing = operations.existing_jobs(gw, project)
     if rendered is None:
         chosen = operations.select_states(gw, project, runs, existing, selection.states)
@@ -177,7 +160,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
                            overrides=dict(cfg.smoke) or {"_smoke": True})
     if not runs:
         raise UsageError("smoke: no combination selected")
-    gw = operations.gateway(cfg.project)
+    gw = operations.gateway(cfg.project, _retrying)
     result = operations.smoke(gw, runs[0], args.timeout, args.poll,
                               started=lambda run: out(f"job.batch/{run.name} created (smoke test of {run.model} x "
                                                       f"{run.dataset}); waiting..."))
@@ -196,7 +179,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from kube import observe, operations, present
     cfg, _, runs = _runs(args)
-    report = observe.collect_status(operations.gateway(cfg.project), cfg.project, runs)
+    report = observe.collect_status(operations.gateway(cfg.project, _retrying), cfg.project, runs)
     if args.json:
         out(json.dumps({**present.status_json(report.cells, report.orphans), "api_calls": report.calls}, indent=2))
         return 0
@@ -215,7 +198,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     from kube import grid, observe, operations, present, status
     cfg = _config(args)
     name = grid.resolve_name(cfg, args.name)
-    gw = operations.gateway(cfg.project)
+    gw = operations.gateway(cfg.project, _retrying)
     pod = observe.cell_pod(gw, cfg.project, name)
     failed = (pod.get("status") or {}).get("phase") == "Failed"
     tail = args.tail if args.tail is not None else (50 if failed else None)
@@ -242,7 +225,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
     kubectl = shutil.which("kubectl")
     if not kubectl:
         raise UsageError("forward: kubectl is not on PATH (it keeps the tunnel open)")
-    pod = observe.cell_pod(operations.gateway(cfg.project), cfg.project, name)
+    pod = observe.cell_pod(operations.gateway(cfg.project, _retrying), cfg.project, name)
     port = observe.server_port(pod)
     local = args.port or port
     err(f"Forwarding http://127.0.0.1:{local} to {pod['metadata']['name']}:{port} (Ctrl-C stops)")
@@ -262,7 +245,7 @@ def cmd_pod(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         operations.write_build(project.root, "pod", text)
         return 0
-    operations.start_pod(operations.gateway(project), project, pod, objects)
+    operations.start_pod(operations.gateway(project, _retrying), project, pod, objects)
     out(f"pod/{pod.name} created")
     err(f"Open a shell when it runs: kubectl exec -it {pod.name} -n {project.namespace} -- /bin/bash")
     return 0
@@ -278,10 +261,14 @@ def cmd_copy(args: argparse.Namespace) -> int:
         raise ConfigError(config.LAUNCH_FILE, "file", "expected a list of files to copy (the file: section is empty)")
     found = files.read(project, wanted)                 # the same checks as for jobs, before any call
     names = found.names if found else ()
-    where = operations.copy_files(operations.gateway(project), project, cfg.base_settings, args.pod, wanted)
+    where = operations.copy_files(operations.gateway(project, _retrying), project, cfg.base_settings, args.pod, wanted)
     for name in names:
         out(f"Copied {name} to pod/{args.pod} ({where})")
     return 0
+
+
+def _retrying(message: str) -> None:
+    err(f"note: {message}")
 
 
 def confirm(question: str, yes: bool) -> bool:
@@ -293,15 +280,15 @@ def confirm(question: str, yes: bool) -> bool:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """List what belongs to you (one selector), confirm, delete jobs with their pods and standalone pods."""
-    from kube import operations, present
+    from kube import cleanup, operations, present
     cfg = _config(args)
     project = cfg.project
-    gw = operations.gateway(project)
+    gw = operations.gateway(project, _retrying)
     failed_only = args.command == "clean-jobs"
-    kind = "job" if failed_only else args.kind
-    owned = operations.list_owned(gw, project, jobs=kind in ("job", "all"))
-    targets = operations.find_owned(owned, kind, failed_only)
-    extras = operations.unused_extras(gw, project, owned, targets) if kind in ("job", "all") else []
+    kind: Literal["job", "pod", "all"] = "job" if failed_only else args.kind
+    owned = cleanup.list_owned(gw, project, jobs=kind in ("job", "all"))
+    targets = cleanup.find_owned(owned, kind, failed_only)
+    extras = cleanup.unused_extras(gw, project, owned, targets) if kind in ("job", "all") else []
     what = "failed jobs" if failed_only else {"job": "jobs", "pod": "pods", "all": "jobs and pods"}[kind]
     if not targets and not extras:
         out(f"No {what} of user '{project.user}' in project '{project.project_name}'.")
@@ -319,7 +306,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
         else:
             out(f"{present.RESOURCES[target.kind]}/{target.name} deleted")
 
-    result = operations.delete(gw, targets + extras, report)
+    result = cleanup.delete(gw, targets + extras, report)
     return 1 if result.errors else 0
 
 
@@ -388,38 +375,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def translate_mode(argv: list[str]) -> list[str]:
-    """`--mode X [--pod_name N] [--overwrite True]` (the older command line) -> today's subcommands."""
-    from kube.errors import UsageError
-    if "--mode" not in argv and not any(a.startswith("--mode=") for a in argv):
-        return argv
-    rest, mode, i = [], None, 0
-    values: dict[str, str] = {}
-    while i < len(argv):
-        arg = argv[i]
-        key, eq, value = arg.partition("=")
-        if key in ("--mode", "--pod_name", "--overwrite"):
-            if not eq:
-                if i + 1 >= len(argv):
-                    raise UsageError(f"{key}: expected a value")
-                value, i = argv[i + 1], i + 1
-            values[key] = value
-        else:
-            rest.append(arg)
-        i += 1
-    mode = values.get("--mode", "")
-    if mode not in COMPAT_MODES:
-        raise UsageError(f"--mode: expected one of {', '.join(COMPAT_MODES)}, got {mode!r}")
-    command = COMPAT_MODES[mode]
-    new = {"local-dryrun": ["local", "--dry-run"], "local-first": ["local", "--first"],
-           "pod-dryrun": ["pod", "--dry-run"]}.get(command, [command])
-    if values.get("--pod_name") and new[0] in ("copy", "pod"):
-        new += ["--pod" if new[0] == "copy" else "--name", values["--pod_name"]]
-    if values.get("--overwrite", "").lower() in ("true", "1", "yes") and command == "job":
-        new.append("--overwrite")
-    return new + rest
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -428,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         err(f"error: cannot import the toolbox ({error}); is src/toolbox complete?")
         return 2
     try:
+        from kube.compat import translate_mode
         args = build_parser().parse_args(translate_mode(argv))
         return args.func(args)
     except ToolboxError as error:

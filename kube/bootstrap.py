@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 MIN_PYTHON = (3, 10)
 TOOLBOX_DIR = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ RUN_WITH_NEWER = ("install a newer one and run make setup PYTHON=/path/to/python
                   "that has it)")
 
 
-def version_problem(version: Sequence[int], where: str, advice: str = RUN_WITH_NEWER) -> Optional[str]:
+def version_problem(version: Any, where: str, advice: str = RUN_WITH_NEWER) -> Optional[str]:
     """The one-line complaint about a Python older than MIN_PYTHON, or None."""
     if tuple(version[:2]) >= MIN_PYTHON:
         return None

@@ -67,9 +67,9 @@ def find_python_env(project: Project, settings: RunSettings) -> PythonEnv:
                              {"CONDA_PREFIX": str(env_dir), "CONDA_DEFAULT_ENV": name})
     if (project.root / "poetry.lock").is_file() and shutil.which("poetry"):
         out = subprocess.run(["poetry", "env", "info", "--path"], cwd=project.root, capture_output=True, text=True)
-        env_dir = Path(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
-        if env_dir and (env_dir / "bin" / "python").exists():
-            return PythonEnv(f"poetry env ({env_dir})", env_dir / "bin", {"VIRTUAL_ENV": str(env_dir)})
+        poetry_dir = Path(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
+        if poetry_dir and (poetry_dir / "bin" / "python").exists():
+            return PythonEnv(f"poetry env ({poetry_dir})", poetry_dir / "bin", {"VIRTUAL_ENV": str(poetry_dir)})
     venv = project.root / ".venv"
     if (venv / "bin" / "python").exists():
         return PythonEnv(f"project venv ({venv})", venv / "bin", {"VIRTUAL_ENV": str(venv)})
@@ -269,6 +269,7 @@ def run_all(runs: Sequence[Run], *, keep_going: bool = True, dry_run: bool = Fal
             code = None
             if guard.signum is None:
                 print(header(run), file=out, flush=True)
+                assert run.project is not None
                 code = guard.run(["bash", "-c", command_for(run)], cwd=run.project.root,
                                  env=run_environment(run, python), grace=graces[position])
             if guard.signum is not None:     # None code: the signal came before this run started

@@ -4,10 +4,11 @@ Like kube/operations.py, nothing here prints: launch.py shows what these functio
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from . import provenance, status, workloads
+from . import objects, provenance, status, workloads
 from .cluster import Gateway
 from .errors import ClusterError, NotFound
 from .ownership import require_owned, selector
@@ -24,22 +25,40 @@ class StatusReport:
 def node_gpus(gw: Gateway) -> dict[str, str]:
     """GPU product per node; namespace-only users may not list nodes: then the column stays empty."""
     try:
-        nodes = gw.list("Node", namespaced=False)
+        nodes = gw.list("Node", namespaced=False,
+                        shape=lambda n: (objects.name(n), objects.labels(n).get(status.GPU_LABEL, "")))
     except ClusterError as err:
         if err.status == 403:
             return {}
         raise
-    return {n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get(status.GPU_LABEL, "") for n in nodes}
+    return dict(nodes)
+
+
+def pod_events(gw: Gateway, pods: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """Events, only when a pending pod has no reason of its own (a scheduler's message lives in an Event):
+    for a few such pods, theirs alone; for many, the namespace's pod events in one list."""
+    quiet = [objects.name(p) for p in pods
+             if objects.status(p).get("phase") == "Pending" and not status.pod_reason(p)]
+    if not quiet:
+        return []
+    if len(quiet) > 5:
+        return gw.list("Event", field_selector="involvedObject.kind=Pod")
+    return [e for name in quiet for e in gw.list("Event", field_selector=f"involvedObject.kind=Pod,"
+                                                                          f"involvedObject.name={name}")]
 
 
 def collect_status(gw: Gateway, project: Project, runs: Sequence[Run]) -> StatusReport:
-    """One paged list per kind (jobs, pods, pod events, nodes): a call per 500 objects, whatever the grid."""
+    """Jobs, pods and nodes listed at once (a call per 500 objects, pages read as they arrive, each object
+    slimmed to what status reads), then events only if a pending pod needs them."""
     sel = selector(project)
-    jobs = gw.list("Job", sel)
-    pods = gw.list("Pod", sel)
-    events = gw.list("Event", field_selector="involvedObject.kind=Pod")
-    head = provenance.read(project.root).commit
-    cells, orphans = status.cells(runs, jobs, pods, events, node_gpus(gw), head)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        jobs = pool.submit(gw.list, "Job", sel, shape=objects.slim_job)
+        pods = pool.submit(gw.list, "Pod", sel, shape=objects.slim_pod)
+        gpus = pool.submit(node_gpus, gw)
+        found_pods = pods.result()
+        events = pod_events(gw, found_pods)
+        head = provenance.read(project.root).commit
+        cells, orphans = status.cells(runs, jobs.result(), found_pods, events, gpus.result(), head)
     return StatusReport(cells, orphans, gw.calls)
 
 

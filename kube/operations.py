@@ -5,6 +5,7 @@ dataclass; launch.py decides what the user sees. Everything a function needs is 
 """
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,8 +24,11 @@ WORKERS = 8
 Outcome = Literal["created", "replaced", "unchanged", "changed", "failed"]
 
 
-def gateway(project: Project) -> Gateway:
-    return Gateway.for_project(project, workers=WORKERS)
+def gateway(project: Project, on_retry: Callable[[str], None] | None = None) -> Gateway:
+    """The project's Gateway; `on_retry` hears once when a call starts being retried (a server that is down)."""
+    gw = Gateway.for_project(project, workers=WORKERS)
+    gw.on_retry = on_retry
+    return gw
 
 
 # --- rendering -------------------------------------------------------------------------------------------------
@@ -226,103 +230,6 @@ def submit(gw: Gateway, project: Project, rendered: RenderedGrid, existing: Mapp
     return result
 
 
-# --- deleting ----------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Target:
-    kind: Literal["Job", "Pod", "Secret", "ConfigMap"]
-    name: str
-    uid: str | None = None
-
-
-@dataclass
-class DeleteReport:
-    deleted: list[Target] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-
-def _owned_by_job(pod: Mapping[str, Any]) -> bool:
-    return any(o.get("kind") == "Job" for o in (pod.get("metadata") or {}).get("ownerReferences") or [])
-
-
-def _target(kind: Any, obj: Mapping[str, Any]) -> Target:
-    meta = obj.get("metadata") or {}
-    return Target(kind, meta["name"], meta.get("uid"))
-
-
-@dataclass(frozen=True)
-class Owned:
-    """The user's Jobs and Pods of this project, listed once (one label selector) for every decision below."""
-
-    jobs: list[dict]
-    pods: list[dict]
-
-
-def list_owned(gw: Gateway, project: Project, jobs: bool = True) -> Owned:
-    sel = selector(project)
-    return Owned(gw.list("Job", sel) if jobs else [], gw.list("Pod", sel))
-
-
-def find_owned(owned: Owned, kind: Literal["job", "pod", "all"], failed_only: bool = False) -> list[Target]:
-    """What `make delete` removes: the user's Jobs (failed ones only, for clean-jobs) and standalone Pods."""
-    jobs = owned.jobs if kind in ("job", "all") else []
-    if failed_only:
-        jobs = [j for j in jobs if status.job_state(j)[0] == "failed"]
-    pods = [p for p in owned.pods if not _owned_by_job(p)] if kind in ("pod", "all") else []
-    return [_target("Job", j) for j in jobs] + [_target("Pod", p) for p in pods]
-
-
-def _referenced(workload: Mapping[str, Any]) -> set[str]:
-    spec = workload.get("spec") or {}
-    pod = (spec.get("template") or {}).get("spec") or spec
-    names = {v["configMap"]["name"] for v in pod.get("volumes") or [] if v.get("configMap")}
-    for c in (pod.get("containers") or []) + (pod.get("initContainers") or []):
-        names.update(e["secretRef"]["name"] for e in c.get("envFrom") or [] if e.get("secretRef"))
-    return names
-
-
-def unused_extras(gw: Gateway, project: Project, owned: Owned, gone: Sequence[Target]) -> list[Target]:
-    """The toolbox's own Secrets/ConfigMaps that no remaining Job or standalone Pod of the user refers to."""
-    removed = {(t.kind, t.name) for t in gone}
-    used: set[str] = set()
-    for kind, objects in (("Job", owned.jobs), ("Pod", [p for p in owned.pods if not _owned_by_job(p)])):
-        for obj in objects:
-            if (kind, obj["metadata"]["name"]) not in removed:
-                used |= _referenced(obj)
-    prefix = f"{project.project_name}-"
-    out = []
-    for kind, infixes in (("Secret", ("-env-",)), ("ConfigMap", ("-files-", "-cells-"))):
-        for obj in gw.list(kind, selector(project)):                    # type: ignore[arg-type]
-            name = obj["metadata"]["name"]
-            if name.startswith(prefix) and any(i in name for i in infixes) and name not in used:
-                out.append(_target(kind, obj))
-    return out
-
-
-def delete(gw: Gateway, targets: Sequence[Target], report: Callable[[Target, str | None], None] | None = None
-           ) -> DeleteReport:
-    """Delete each target (exactly the object listed: its uid is a precondition); already gone is fine."""
-    from concurrent.futures import ThreadPoolExecutor
-    result = DeleteReport()
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        futures = [pool.submit(gw.delete, t.kind, t.name, t.uid) for t in targets]
-        for target, future in zip(targets, futures):
-            error = None
-            try:
-                future.result()
-            except NotFound:
-                pass
-            except ClusterError as err:
-                error = str(err)
-            if error:
-                result.errors.append(error)
-            else:
-                result.deleted.append(target)
-            if report:
-                report(target, error)
-    return result
-
-
 # --- smoke ------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -411,8 +318,10 @@ def copy_files(gw: Gateway, project: Project, settings: RunSettings, pod: str, n
         for name, path in files.shipped(project, names).items():
             tar.add(str(path), arcname=name)
     where = render.workdir(settings)
-    command = ["tar", "xmf", "-"] + (["-C", where] if where else [])
-    result = gw.exec(pod, command, buffer.getvalue())
+    # `head -c` ends tar's input after the archive: clients before kubernetes 36 cannot close stdin (v4)
+    archive = buffer.getvalue()
+    untar = "tar xmf -" + (f" -C {shlex.quote(where)}" if where else "")
+    result = gw.exec(pod, ["sh", "-c", f"head -c {len(archive)} | {untar}"], archive)
     if result and result.get("status") != "Success":
         raise ClusterError(f"copy into pod '{pod}' failed: {result.get('message') or result}")
     return where or "the pod's working directory"

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+import dataclasses
 from dataclasses import asdict
 from typing import Any, Sequence
 
+from . import yamltext
 from .naming import value_text
-from .settings import Run
+from .settings import Project, Run
 from .status import STATES, Cell
 
 RESOURCES = {"Job": "job.batch", "Pod": "pod", "Secret": "secret", "ConfigMap": "configmap"}
@@ -96,3 +98,18 @@ def runs_table(runs: Sequence[Run]) -> str:
         hp = " ".join(f"{k}={value_text(v)}" for k, v in run.public_hparams.items())
         rows.append((str(run.index), run.name, run.model, run.dataset, hp))
     return columns(rows) + plural(len(runs), "combination") + "\n"
+
+
+def merged_config(project: Project, run: Run) -> str:
+    """`make print-config`: the project, the cell and its merged settings as YAML, .env values redacted."""
+    doc = {
+        "project": {"project_name": project.project_name, "user": project.user, "namespace": project.namespace,
+                    "conda_env_name": project.conda_env_name, "root": str(project.root),
+                    "dotenv": {k: "<redacted>" for k in project.dotenv}},
+        "run": {"name": run.name, "model": run.model, "dataset": run.dataset, "hparams": dict(run.hparams),
+                "labels": dict(run.labels), "local_command": run.local_command,
+                "remote_command": run.remote_command},
+        "settings": {k: (list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, dict) else v)
+                     for k, v in dataclasses.asdict(run.settings).items()},
+    }
+    return yamltext.document(doc)

@@ -5,6 +5,7 @@ import hashlib
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 ANNOTATION_COMMIT = "kube-toolbox/git-commit"
 ANNOTATION_DIRTY = "kube-toolbox/git-dirty"
@@ -45,7 +46,7 @@ def read(root: Path) -> Provenance:
     return Provenance(commit, True, hashlib.sha256(diff.stdout).hexdigest()[:12], pushed)
 
 
-def from_annotations(annotations: dict[str, str] | None) -> Provenance:
+def from_annotations(annotations: Mapping[str, str] | None) -> Provenance:
     annotations = annotations or {}
     return Provenance(annotations.get(ANNOTATION_COMMIT), annotations.get(ANNOTATION_DIRTY) == "true",
                       annotations.get(ANNOTATION_DIFF))

@@ -146,7 +146,7 @@ def files_configmap(project: Project, found: FileSet | None) -> dict | None:
 def extras_for(project: Project, found: FileSet | None) -> tuple[Extras, list[dict]]:
     """The Secret/ConfigMap objects a workload shipping these files needs, and how it refers to them."""
     secret, cm = env_secret(project), files_configmap(project, found)
-    return (Extras(secret and secret["metadata"]["name"], cm and cm["metadata"]["name"],
+    return (Extras(secret["metadata"]["name"] if secret else None, cm["metadata"]["name"] if cm else None,
                    found.names if found else ()),
             [o for o in (secret, cm) if o])
 
@@ -194,7 +194,7 @@ def _workload_values(project: Project, s: RunSettings, extras: Extras) -> dict:
     volumes += more_volumes
     mounts += more_mounts
     # `.env` wins over `env:` as it does locally; in a pod `env` would win over `envFrom`, so leave those out.
-    env = [{"name": k, "value": v} for k, v in {**JOB_ENV, **s.env}.items()
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in {**JOB_ENV, **s.env}.items()
            if k not in LAPTOP_ONLY_ENV and k not in project.dotenv]
     env += podspec.secret_env(s)
     env.append({"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})

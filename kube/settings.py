@@ -10,8 +10,6 @@ Kind = Literal["str", "opt_str", "port", "count", "opt_count", "positive", "nonn
                "bool", "duration", "str_list", "str_map", "env_map", "volume_map", "file_list", "secret_refs",
                "server", "shared"]
 
-JobState = Literal["not submitted", "pending", "running", "succeeded", "failed"]
-ObjectKind = Literal["Job", "Pod", "Secret", "ConfigMap", "Event", "Node"]
 
 
 def setting(default: Any, kind: Kind, doc: str, shown: str | None = None) -> Any:
@@ -110,7 +108,7 @@ def setting_fields() -> dict[str, Any]:
 
 def default_of(name: str) -> Any:
     f = setting_fields()[name]
-    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    return f.default if f.default is not MISSING else f.default_factory()
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
-from .settings import JobState, Run
+from . import objects
+from .settings import Run
 from .provenance import from_annotations
 from .workloads import ANNOTATION_CELLS, cell_id, holders, parse_indexes
 
+JobState = Literal["not submitted", "pending", "running", "succeeded", "failed"]
 STATES: tuple[JobState, ...] = ("not submitted", "pending", "running", "succeeded", "failed")
 GPU_LABEL = "nvidia.com/gpu.product"
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
@@ -117,8 +119,8 @@ def classify(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]],
         node = (pod.get("spec") or {}).get("nodeName") or ""
         gpu = node_gpus.get(node, "")
         phase = (pod.get("status") or {}).get("phase")
-        pod_events = [e for e in events if (e.get("involvedObject") or {}).get("name") ==
-                      (pod.get("metadata") or {}).get("name")]
+        name = (pod.get("metadata") or {}).get("name")
+        pod_events = [e for e in events if (e.get("involvedObject") or {}).get("name") == name]
         if state == "running" and phase == "Pending":
             state = "pending"
         if state in ("pending", "failed"):
@@ -181,34 +183,38 @@ def cells(runs: Sequence[Run], jobs: Sequence[Mapping[str, Any]], pods: Sequence
     now = now or datetime.now(timezone.utc)
     by_job: dict[str, list] = {}
     for pod in pods:
-        labels = (pod.get("metadata") or {}).get("labels") or {}
+        labels = objects.labels(pod)
         owner = labels.get("job-name") or labels.get("batch.kubernetes.io/job-name")
         if owner:
             by_job.setdefault(owner, []).append(pod)
-    jobs_by_name = {(j.get("metadata") or {}).get("name"): j for j in jobs}
+    jobs_by_name = {objects.name(j): j for j in jobs}
     held = holders(jobs)
+    events_of: dict[str, list] = {}
+    for event in events:
+        events_of.setdefault(str((event.get("involvedObject") or {}).get("name") or ""), []).append(event)
 
     def cell(name: str, model: str, dataset: str) -> Cell:
         found = ([(jobs_by_name[name], None)] if name in jobs_by_name else []) + held.get(cell_id(name), [])
-        job, index = newest(found, lambda f: f[0].get("metadata") or {}) or (None, None)
-        meta = (job or {}).get("metadata") or {}
-        job_pods = by_job.get(meta.get("name"), [])
-        if job is not None and meta.get("name") != name:
-            info = classify_unit(job, index, name, job_pods, events, node_gpus, now)
+        job, index = newest(found, lambda f: objects.meta(f[0])) or (None, None)
+        job_name = objects.name(job) if job is not None else ""
+        job_pods = by_job.get(job_name, [])
+        job_events = [e for p in job_pods for e in events_of.get(objects.name(p), ())]
+        if job is not None and job_name != name:
+            info = classify_unit(job, index, name, job_pods, job_events, node_gpus, now)
         else:
-            info = classify(job, job_pods, events, node_gpus, now)
-        prov = from_annotations(meta.get("annotations"))
+            info = classify(job, job_pods, job_events, node_gpus, now)
+        prov = from_annotations(objects.annotations_of(job) if job is not None else None)
         stale = bool(job) and prov.commit is not None and (prov.dirty or (head is not None and prov.commit != head))
         return Cell(name=name, model=model, dataset=dataset, commit=(prov.commit or "")[:8], stale=stale,
-                    job=meta.get("name") or "", index=index, **info)
+                    job=job_name, index=index, **info)
 
     grid = [cell(r.name, r.model, r.dataset) for r in runs]
     in_grid = {r.name for r in runs}
     ids = {cell_id(r.name) for r in runs}
     orphans = []
     for name, job in jobs_by_name.items():
-        units = (((job.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_CELLS) or "")
+        units = objects.annotations_of(job).get(ANNOTATION_CELLS) or ""
         if name not in in_grid and not ids & set(units.replace("+", " ").split()):
-            labels = (job.get("metadata") or {}).get("labels") or {}
+            labels = objects.labels(job)
             orphans.append(cell(name, labels.get("model", "?"), labels.get("dataset", "?")))
     return grid, orphans

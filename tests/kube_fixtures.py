@@ -72,6 +72,11 @@ class Control:
     def seed(self, obj: dict) -> None:
         self._post("seed", obj)
 
+    def seed_many(self, objects: list[dict]) -> None:
+        """Store many objects in one request (benchmarks seed tens of thousands)."""
+        for i in range(0, len(objects), 100):               # the server takes bodies up to 1 MiB
+            self._post("seed-many", {"items": objects[i:i + 100]})
+
     def fail(self, method: str, path: str, status: int, times: int = 1, body: dict | None = None,
              headers: dict | None = None) -> None:
         self._post("fault", {"method": method, "path": path, "status": status, "times": times, "body": body,

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from kube import config, files, grid, operations, podspec, render
+from kube.compat import translate_mode
 from tests.helpers import ROOT, launch, make_project
 
 GIT = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
@@ -57,9 +58,7 @@ def test_a_job_runs_in_an_image_laid_out_the_public_toolboxs_way(tmp_path):
     (["--mode", "dryrun", "--only", "model=a"], ["dryrun", "--only", "model=a"]),
 ])
 def test_older_mode_flags_map_to_commands(argv, expected):
-    sys.path.insert(0, str(ROOT))
-    import launch as launch_module
-    assert launch_module.translate_mode(argv) == expected
+    assert translate_mode(argv) == expected
 
 
 def test_mode_flags_run_for_real_and_a_bad_mode_is_a_usage_error(tmp_path):

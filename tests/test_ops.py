@@ -57,20 +57,36 @@ def test_status_table_states_reasons_and_orphans(project, kube, seeded):
     assert "4 cells: 1 pending, 1 running, 1 succeeded, 1 failed" in out
     assert "no longer in the grid" in out and "example-old-cell-abcdefgh" in out
     assert "Failures (1):" in out and "OOMKilled" in out
-    assert len(kube.requests()) == 4          # jobs, pods, events, nodes
+    assert len(kube.requests()) == 3          # jobs, pods, nodes: no pending pod needs its events
+
+
+def test_events_are_read_only_for_a_pending_pod_that_says_nothing(project, kube, seeded):
+    name = seeded["pending"]["metadata"]["name"]
+    pod = next(p for p in kube.objects("pods") if p["metadata"]["name"].startswith(name))
+    pod["status"] = {"phase": "Pending"}
+    kube.seed(pod)
+    kube.seed({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1", "namespace": "lab"},
+               "involvedObject": {"kind": "Pod", "name": pod["metadata"]["name"], "namespace": "lab"},
+               "reason": "FailedScheduling", "type": "Warning",
+               "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."})
+    kube.clear_requests()
+    code, out, _ = run(project, "status")
+    assert code == 0 and "Unschedulable: insufficient nvidia.com/gpu" in out
+    events = [r for r in kube.requests() if r["path"].endswith("/events")]
+    assert len(events) == 1 and pod["metadata"]["name"] in events[0]["query"]["fieldSelector"]
 
 
 def test_status_json_and_constant_calls_for_a_bigger_grid(project, kube, seeded):
     code, out, _ = run(project, "status", "--json")
     data = json.loads(out)
     assert data["totals"] == {"succeeded": 1, "pending": 1, "failed": 1, "running": 1}
-    assert data["api_calls"] == 4 and [c["name"] for c in data["not_in_grid"]] == ["example-old-cell-abcdefgh"]
+    assert data["api_calls"] == 3 and [c["name"] for c in data["not_in_grid"]] == ["example-old-cell-abcdefgh"]
     lf = project / "config" / "launch.yaml"
     lf.write_text(lf.read_text().replace("gpu_count: 0\n", "gpu_count: 0\n    hparam: {seed: [%s]}\n" %
                                          ", ".join(map(str, range(25))), 1))
     code, out, _ = run(project, "status", "--json")
     data = json.loads(out)
-    assert len(data["cells"]) == 2 * 25 + 2 and data["api_calls"] == 4
+    assert len(data["cells"]) == 2 * 25 + 2 and data["api_calls"] == 3
     assert data["totals"]["not submitted"] == 50
 
 

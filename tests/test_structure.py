@@ -36,6 +36,51 @@ def test_no_module_imports_another_modules_private_names():
                              r"provenance|hparams|yamltext|model)\._[a-z]", text), path.name
 
 
+def _graph() -> dict[str, set[str]]:
+    """Module -> the toolbox modules it imports (relative `from . import x` and `from .x import y`)."""
+    names = {p.stem for p in (ROOT / "kube").glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in (ROOT / "kube").glob("*.py"):
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    found.add(node.module.split(".")[0])
+                else:
+                    found.update(a.name for a in node.names if a.name in names)
+        graph[path.stem] = found - {path.stem}
+    return graph
+
+
+def test_no_import_cycle_among_the_toolbox_modules():
+    graph, done, path = _graph(), set(), []
+
+    def visit(node):
+        if node in path:
+            raise AssertionError("import cycle: " + " -> ".join(path[path.index(node):] + [node]))
+        if node in done:
+            return
+        path.append(node)
+        for child in sorted(graph.get(node, ())):
+            visit(child)
+        path.pop()
+        done.add(node)
+    for module in sorted(graph):
+        visit(module)
+    assert "render" in graph["operations"] and "podspec" in graph["render"]      # the graph is really read
+
+
+def test_modules_stay_small():
+    sizes = {p.name: len(p.read_text().splitlines()) for p in MODULES}
+    assert {n: size for n, size in sizes.items() if size > 420} == {}
+
+
+def test_types_check():
+    """mypy over the product code, with the configuration in pyproject.toml."""
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
 def test_argparse_lives_in_the_two_command_lines_only():
     users = sorted(p.name for p in MODULES if any(m == "argparse" for m, _ in _imports(p)))
     assert users == ["launch.py", "s3utils.py"]

@@ -606,9 +606,16 @@ class Emulator(KmockHooks):
         return aiohttp.web.Response(text=text, content_type="text/plain")
 
     async def exec_tar(self, request: kmock.Request, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        """Exec over a websocket (v5/v4 channel protocol). Only `tar xmf - -C DIR` is understood: the archive
-        from stdin is unpacked into this pod's directory under `self.files`, where tests read it back."""
+        """Exec over a websocket (v5/v4 channel protocol). Understood: `tar xmf - [-C DIR]`, alone (it reads stdin
+        to its end: v5's close of stdin or the socket's) or as `sh -c 'head -c N | tar xmf - [-C DIR]'` (it reads
+        N bytes, as on a real node, which v4 clients need: they cannot close stdin). The archive is unpacked
+        into this pod's directory under `self.files`, where tests read it back."""
         commands = raw.query.getall("command", [])
+        wanted, tar_args = None, commands
+        if commands[:2] == ["sh", "-c"] and len(commands) == 3:
+            m = re.fullmatch(r"head -c (\d+) \| (tar xmf -(?: -C \S+)?)", commands[2])
+            if m:
+                wanted, tar_args = int(m.group(1)), m.group(2).split()
         ws = aiohttp.web.WebSocketResponse(protocols=("v5.channel.k8s.io", "v4.channel.k8s.io"))
         await ws.prepare(raw)
         stdin = bytearray()
@@ -618,13 +625,16 @@ class Emulator(KmockHooks):
                     stdin += msg.data[1:]
                 elif msg.data[0] == 255 and msg.data[1:2] == b"\x00":       # v5: stdin closed
                     break
+                if wanted is not None and len(stdin) >= wanted:
+                    break
             elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
                 break
         status = {"metadata": {}, "status": "Success"}
-        if commands[:3] == ["tar", "xmf", "-"] and "-C" in commands:
-            target = self.files / (request.name or "") / commands[commands.index("-C") + 1].lstrip("/")
+        if tar_args[:3] == ["tar", "xmf", "-"] and "-C" in tar_args:
+            target = self.files / (request.name or "") / tar_args[tar_args.index("-C") + 1].lstrip("/")
             target.mkdir(parents=True, exist_ok=True)
-            with tarfile.open(fileobj=io.BytesIO(bytes(stdin))) as tar:
+            data = bytes(stdin[:wanted] if wanted is not None else stdin)
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
                 tar.extractall(target, filter="data")
         else:
             status = {"metadata": {}, "status": "Failure", "message": f"unsupported command {commands}"}
@@ -640,6 +650,9 @@ class Emulator(KmockHooks):
             self.clear()
         elif action == "seed":
             self.seed(data)
+        elif action == "seed-many":
+            for obj in data.get("items") or []:
+                self.seed(obj)
         elif action == "fault":
             self.faults.append({"method": data["method"].upper(), "path": data["path"], "status": data["status"],
                                 "times": data.get("times", 1), "headers": data.get("headers") or {},

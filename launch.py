@@ -35,11 +35,17 @@ CLUSTER_COMMANDS = ("job", "dryrun", "smoke", "status", "logs", "forward", "pod"
 
 
 def _config(args: argparse.Namespace):
-    from kube import config
-    cfg = config.load(args.root)
+    from kube import config, overrides
+    sets = overrides.parse(getattr(args, "set", None))          # set=: checked before anything is read
+    cfg = overrides.apply(config.load(args.root), sets)
     if args.command in CLUSTER_COMMANDS:
         config.require_identity(cfg, f"make {args.command}")
     return cfg
+
+
+def _set_annotations(args: argparse.Namespace) -> dict[str, str]:
+    from kube import overrides
+    return overrides.job_annotations(overrides.parse(getattr(args, "set", None)))
 
 
 def _runs(args: argparse.Namespace):
@@ -137,7 +143,8 @@ def _provenance(project: Any, warn: bool):
 def cmd_dryrun(args: argparse.Namespace) -> int:
     from kube import operations
     cfg, _, runs = _runs(args)
-    rendered = operations.render_grid(runs, cfg.project, _provenance(cfg.project, False).annotations())
+    rendered = operations.render_grid(runs, cfg.project, {**_provenance(cfg.project, False).annotations(),
+                                                          **_set_annotations(args)})
     text = operations.stream_text(rendered.objects, rendered.jobs)
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -153,7 +160,7 @@ def cmd_job(args: argparse.Namespace) -> int:
         return 1
     cfg, selection, runs = _runs(args)
     project = cfg.project
-    annotations = _provenance(project, True).annotations()
+    annotations = {**_provenance(project, True).annotations(), **_set_annotations(args)}
     rendered = operations.render_grid(runs, project, annotations)
     gw = operations.gateway(project)
 
@@ -334,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     grid_args.add_argument("--only", default=None,
                            help="select combinations without editing YAML: 'model=a,b dataset=d lr=0.1' "
                                 "(job also takes 'failed' and 'missing')")
+    grid_args.add_argument("--set", action="append", default=None,
+                           help="override config values for this run: 'lr=0.01', 'lr=0.1,0.01' (a sweep), "
+                                "'model.NAME.gpu_count=2', '~key' (Hydra's basic override grammar)")
     wait = argparse.ArgumentParser(add_help=False)
     wait.add_argument("--timeout", type=float, default=1800, help="smoke: seconds to wait (default 1800)")
     wait.add_argument("--poll", type=float, default=5, help="smoke: seconds between checks (default 5)")

@@ -40,6 +40,7 @@ class Cell:
     stale: bool = False             # ran code older than HEAD, or a dirty tree
     job: str = ""                   # the Job that holds the cell (its own, or a packed or array Job)
     index: int | None = None        # the cell's completion index in an array Job
+    overrides: str = ""             # the `set=` overrides its job was submitted with
 
 
 def _time(text: str | None) -> datetime | None:
@@ -211,7 +212,7 @@ def cells(runs: Sequence[Run], jobs: Sequence[Mapping[str, Any]], pods: Sequence
         prov = from_annotations(meta.get("annotations"))
         stale = bool(job) and prov.commit is not None and (prov.dirty or (head is not None and prov.commit != head))
         return Cell(name=name, model=model, dataset=dataset, commit=(prov.commit or "")[:8], stale=stale,
-                    job=meta.get("name") or "", index=index, **info)
+                    job=meta.get("name") or "", index=index, overrides=prov.overrides or "", **info)
 
     grid = [cell(r.name, r.model, r.dataset) for r in runs]
     in_grid = {r.name for r in runs}

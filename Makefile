@@ -26,7 +26,7 @@ KT_TRUE = $(filter true 1 yes,$(1))
 KT_ARGS := only set overwrite yes pod file name follow tail json smoke index port local_path keep_going extras \
 	format sort best group metric
 .DEFAULT_GOAL := help
-.PHONY: help setup local local-dryrun local-first runs print-config job status logs forward smoke dryrun pod \
+.PHONY: help setup local local-dryrun local-first runs print-config results report job status logs forward smoke dryrun pod \
 	pod-dryrun copy delete delete_job delete_pod clean_jobs upload up download down remove rm list ls find fd \
 	interactive
 
@@ -59,6 +59,14 @@ runs: ## list the selected combinations with their job names
 
 print-config: ## show the merged settings of one combination (index=N)
 	@$(KT_LAUNCH) print-config $(KT_ONLY) $(KT_SET) $(if $(index),--index $(call KT_Q,$(index)))
+
+results: ## the metrics of the selected cells as one table (format=csv|json|markdown sort=COL best=METRIC:min group=HPARAM)
+	@$(KT_LAUNCH) results $(KT_ONLY) $(KT_SET) $(if $(format),--format=$(call KT_Q,$(format))) \
+		$(if $(sort),--sort=$(call KT_Q,$(sort))) $(if $(best),--best=$(call KT_Q,$(best))) \
+		$(if $(group),--group=$(call KT_Q,$(group)))
+
+report: ## write build/report.html: states, a grid per model x dataset (metric=NAME colours it), the results
+	@$(KT_LAUNCH) report $(KT_ONLY) $(KT_SET) $(if $(metric),--metric=$(call KT_Q,$(metric)))
 
 job: ## one Kubernetes Job per combination (overwrite=true replaces running ones; only=failed|missing; smoke=1)
 	@$(KT_LAUNCH) job $(KT_ONLY) $(KT_SET) $(if $(call KT_TRUE,$(overwrite)),--overwrite) $(if $(call KT_TRUE,$(smoke)),--smoke)

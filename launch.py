@@ -117,6 +117,30 @@ def cmd_print_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_results(args: argparse.Namespace) -> int:
+    """The metrics of the selected cells, gathered from their results folders into one table."""
+    from kube import results, tables
+    tables.check_format(args.format)
+    _, _, runs = _runs(args)
+    rows, problems = results.collect(runs)
+    for problem in problems:
+        err(f"warning: {problem}")
+    out(tables.render(results.arrange(rows, args.sort, args.best, args.group), args.format), end="")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """build/report.html: states, a grid per model x dataset, the results table; one self-contained file."""
+    from kube import report, results
+    cfg, _, runs = _runs(args)
+    rows, problems = results.collect(runs)
+    for problem in problems:
+        err(f"warning: {problem}")
+    target = report.write(cfg.project.root, report.build(rows, metric=args.metric, title=cfg.project.project_name))
+    out(f"Report of {plural(len(rows), 'cell')} written to {target.relative_to(cfg.project.root)}")
+    return 0
+
+
 # --- cluster side ----------------------------------------------------------------------------------------------
 
 def _laptop_env_note(project: Any) -> None:
@@ -371,6 +395,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("runs", cmd_runs, "list the selected combinations and their names", [grid_args])
     p = add("print-config", cmd_print_config, "show the merged settings of one combination", [grid_args])
     p.add_argument("--index", type=int, default=0, help="which selected combination (default: the first)")
+    p = add("results", cmd_results, "the metrics of the selected cells (results/<cell>/metrics.json) as one table",
+            [grid_args])
+    p.add_argument("--format", default="table", help="table (default), csv, json or markdown")
+    p.add_argument("--sort", default=None, help="sort by a metric or hparam; a leading - sorts descending")
+    p.add_argument("--best", default=None, help="show only the best cell: METRIC:min or METRIC:max")
+    p.add_argument("--group", default=None, help="mean and std of each metric over the values of this hparam")
+    p = add("report", cmd_report, "write build/report.html: states, a grid per model x dataset, the results",
+            [grid_args])
+    p.add_argument("--metric", default=None, help="colour the grid by this metric instead of by state")
     p = add("job", cmd_job, "submit the selected combinations as Kubernetes Jobs (one a cell, packed, or arrays)", [grid_args, wait])
     p.add_argument("--overwrite", action="store_true", help="replace running or succeeded jobs too")
     p.add_argument("--smoke", action="store_true", help="launch the grid only if a smoke run succeeds")

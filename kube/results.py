@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
 import shlex
 import statistics
 from dataclasses import dataclass, field, replace
@@ -27,11 +28,16 @@ ENV_NAME = "RESULTS_DIR"
 FIXED_COLUMNS = ("name", "model", "dataset", "state")
 
 
-def folder(run: Run) -> Path:
-    """`<root>/<results>/<cell name>`: the `results` setting is relative to the project root (or absolute)."""
+def parent(run: Run) -> Path:
+    """`<root>/<results>`: the `results` setting is relative to the project root (or absolute)."""
     assert run.project is not None
     base = Path(run.settings.results)
-    return (base if base.is_absolute() else run.project.root / base) / run.name
+    return base if base.is_absolute() else run.project.root / base
+
+
+def folder(run: Run) -> Path:
+    """`<root>/<results>/<cell name>`: the cell's results folder, `$RESULTS_DIR` in its command."""
+    return parent(run) / run.name
 
 
 def shell_export(run: Run) -> str:
@@ -137,16 +143,27 @@ def state_of(code: str | None) -> str | None:
     if code is None:
         return None
     try:
-        status = int(code)
+        status = int(code.strip())
     except ValueError:
         return None
     return "succeeded" if status == 0 else "interrupted" if status in (130, 143) else "failed"
 
 
-def read_metrics(path: Path) -> tuple[dict[str, Any], str | None]:
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def read_metrics(path: Path | str) -> tuple[dict[str, Any], str | None]:
     """(metrics, problem): a missing file is no metrics and no problem; a bad one is both."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = _read(str(path))
+        if text is None:
+            return {}, None
+        data = json.loads(text)
     except FileNotFoundError:
         return {}, None
     except (OSError, UnicodeDecodeError, ValueError) as err:
@@ -159,13 +176,16 @@ def read_metrics(path: Path) -> tuple[dict[str, Any], str | None]:
 def collect(runs: Iterable[Run]) -> tuple[list[Row], list[str]]:
     """One row per cell, in grid order, from its results folder; and the problems met on the way."""
     rows, problems = [], []
+    parents: dict[tuple[Any, str], str] = {}         # plain strings: 10,000 cells are 20,000 files to read
     for run in runs:
-        target = folder(run)
+        key = (run.project and run.project.root, run.settings.results)
+        base = parents.get(key) or parents.setdefault(key, str(parent(run)))
+        target = os.path.join(base, run.name)
         try:
-            code: str | None = (target / EXIT_FILE).read_text().strip()
-        except OSError:
+            code = _read(os.path.join(target, EXIT_FILE))
+        except (OSError, UnicodeDecodeError):
             code = None
-        metrics, problem = read_metrics(target / METRICS_FILE)
+        metrics, problem = read_metrics(os.path.join(target, METRICS_FILE))
         if problem:
             problems.append(problem)
         rows.append(Row(run.name, run.model, run.dataset, dict(run.hparams), state_of(code), metrics))

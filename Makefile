@@ -40,6 +40,8 @@ KT_TARGETS = awk -F':.*\#\# ' '/^[a-zA-Z_-]+:.*\#\# /{printf "  make %-14s %s\n"
 help: ## list the targets
 	@echo "Kube Toolbox targets (run from the project root):"
 	@$(KT_TARGETS) $(KT_TOOLBOX)/Makefile
+	@echo "Grid targets take only='model=a lr=0.1' (which cells) and set='lr=0.1,0.01 model.NAME.gpu_count=2' (override"
+	@echo "values for this command; the toolbox's docs/results.md)."
 	@if [ -f project.mk ]; then echo "Project targets (project.mk):"; $(KT_TARGETS) project.mk; fi
 
 setup: ## install the toolbox's packages into the project's Python environment; .env, build/ into .gitignore

@@ -122,6 +122,7 @@ class Column:
     middle: bool = False   # cut in the middle (names keep their hash)
     right: bool = False    # numbers align right
     colour: Callable[[str], str | None] | None = None
+    short: list[str] | None = None    # shorter texts to show before cutting (numbers with fewer digits)
 
     @property
     def natural(self) -> int:
@@ -143,10 +144,15 @@ def _people_columns(rows: Sequence[Row]) -> list[Column]:
     hparams, metrics = columns(rows)
     grouped = _grouped(rows)
     cols = []
-    if not grouped:
-        cols.append(Column("NAME", [r.name for r in rows], 2, 14, middle=True))
+    if not grouped:         # a name repeats the hparams: it is cut first, in the middle, keeping its hash
+        cols.append(Column("NAME", [r.name for r in rows], 3, 14, middle=True))
     cols += [Column("MODEL", [r.model for r in rows], 1, 6), Column("DATASET", [r.dataset for r in rows], 1, 7)]
-    cols += [Column(h, [value_text(r.hparams[h]) if h in r.hparams else "" for r in rows], 3, 5) for h in hparams]
+    for h in hparams:
+        values = [r.hparams.get(h, "") for r in rows]
+        # numbers are never cut: a narrow column shows them with 4 significant digits instead
+        short = [f"{v:.4g}" if isinstance(v, float) else value_text(v) if isinstance(v, int) else "" for v in values]
+        minimum = max([5, *(len(t) for t in short)])
+        cols.append(Column(h, [value_text(v) if v != "" else "" for v in values], 2, minimum, short=short))
     if grouped:
         cols.append(Column("CELLS", [str(len(r.members)) for r in rows], 0, 5, right=True))
     if _states(rows) or not metrics:
@@ -188,7 +194,10 @@ def as_table(rows: Sequence[Row], colour: bool = False, width: int = DEFAULT_WID
     for i in range(len(rows)):
         cells = []
         for c, w in zip(cols, widths):
-            text = cut(c.cells[i], w, c.middle, ellipsis)
+            text = c.cells[i]
+            if len(text) > w and c.short and c.short[i] and len(c.short[i]) <= w:
+                text = c.short[i]
+            text = cut(text, w, c.middle, ellipsis)
             text = text.rjust(w) if c.right else text.ljust(w)
             code = c.colour(c.cells[i]) if colour and c.colour else None
             if colour and c.cells[i] == MISSING:

@@ -193,6 +193,7 @@ def test_terminal_table_fits_100_columns_and_has_no_colour_off_a_terminal(tmp_pa
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= 100 and "\x1b" not in text
     assert "…" in lines[1] and lines[1].split()[-3:] == ["1", "0.5", "123.457"]
+    assert all(f"{0.001 * (i + 1):.4g}" in line.split() for i, line in enumerate(lines[1:]))   # numbers never cut
     root = project(tmp_path)
     launch(root, "local", "--only", "model=file")
     piped = launch(root, "results", env={k: v for k, v in os.environ.items() if k != "COLUMNS"})

@@ -18,7 +18,7 @@ import yaml
 from .config import ALIASES, FIELD_KINDS, Config, DatasetEntry, ModelEntry, RunEntry, check_field, \
     merge_levels, resolve_settings
 from .errors import ConfigError
-from .hparams import Axis, parse_axes
+from .hparams import Axis, is_group, parse_axes
 from .naming import value_text
 from .provenance import ANNOTATION_OVERRIDES as ANNOTATION
 from .search import KINDS, SPEC_KEYS, SearchSpec, check_axes, is_distribution_text, parse_spec
@@ -261,15 +261,6 @@ def job_annotations(overrides: list[Override]) -> dict[str, str]:
 
 # --- applying --------------------------------------------------------------------------------------------------
 
-def _is_group(axis: Axis) -> bool:
-    return any(set(o.values) != {axis.key} for o in axis.options)
-
-
-def _group_keys(axes: tuple[Axis, ...]) -> dict[str, str]:
-    """member key -> group name, for keys that exist only inside named groups."""
-    return {k: a.key for a in axes if _is_group(a) for o in a.options for k in o.values if k != a.key}
-
-
 class _Applier:
     def __init__(self, config: Config) -> None:
         self.models: dict[str, ModelEntry] = dict(config.models)
@@ -303,7 +294,7 @@ class _Applier:
         """The axis `key` becomes: the override's values; a group keeps the members it names."""
         if o.op == "delete":
             return None
-        if old is not None and _is_group(old):
+        if old is not None and is_group(old):
             labels = {opt.label: opt for opt in old.options}
             wanted = [value_text(v) for v in o.values]
             missing = [w for w in wanted if w not in labels]
@@ -393,7 +384,8 @@ class _Applier:
         targets = [(kind, name) for kind, name, axes in self.entities() if any(a.key == key for a in axes)]
         if targets:
             return self.hparam(o, key, targets)
-        groups = {g for _, _, axes in self.entities() for k, g in _group_keys(axes).items() if k == key}
+        groups = {a.key for _, _, axes in self.entities() for a in axes if is_group(a)
+                  for o in a.options if key in o.values}
         if groups:
             raise _fail(o.key, f"is set by the members of the hparam group {sorted(groups)[0]}: choose members "
                                f"with {sorted(groups)[0]}=NAME")

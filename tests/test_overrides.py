@@ -182,11 +182,18 @@ def test_delete_removes_an_hparam_where_meaningful():
     pytest.param("lr=loguniform(1e-5,1e-2)", "needs a search: section", id="distribution-without-search"),
     pytest.param("lr=loguniform(2,1)", "expected loguniform(low, high)", id="bad-distribution"),
     pytest.param("search.samples=0", "set=: search.samples: expected a whole number >= 1", id="bad-search"),
+    pytest.param("results=", "set=: results: expected a folder (relative to the project root)", id="empty-folder"),
 ])
 def test_bad_overrides_fail_before_anything_runs(sets, words):
     with pytest.raises(ConfigError) as info:
         runs_with(sets)
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_key_set_by_a_group_member_names_the_group():
+    with pytest.raises(ConfigError, match=r"set=: momentum: is set by the members of the hparam group opt: choose "
+                                          r"members with opt=NAME"):
+        runs_with("momentum=0.9", text="model: {n: {command: echo <opt>, hparam: {opt: {sgd: {momentum: 0.5}}}}}")
 
 
 def test_distribution_and_search_from_set_alone():

@@ -1,7 +1,9 @@
 # Kube Toolbox: the user's verbs. In your project root: ln -s src/toolbox/Makefile .   Then `make` lists the targets.
 #
-# Arguments: only='model=a dataset=d lr=0.1'  overwrite=true  yes=1  pod=NAME  file=PATH  keep_going=false
-#            name=JOB  follow=1  tail=N  json=1  smoke=1  index=N  port=N  local_path=DIR  extras=NAMES
+# Arguments: only='model=a dataset=d lr=0.1'  set='lr=0.1,0.01 model.m.gpu_count=2'  overwrite=true  yes=1
+#            pod=NAME  file=PATH  keep_going=false  format=table|csv|json|markdown  sort=COLUMN  best=METRIC:min
+#            group=HPARAM  metric=METRIC  name=JOB  follow=1  tail=N  json=1  smoke=1  index=N  port=N
+#            local_path=DIR  extras=NAMES
 # PYTHON     the interpreter that runs the toolbox (default: python3, the first on PATH). It needs the packages
 #            `make setup` installs, so use the project's environment: activate it, or set PYTHON=.venv/bin/python
 #            on the command line or once in project.mk.
@@ -19,10 +21,12 @@ KT_LAUNCH = $(PYTHON) $(KT_TOOLBOX)/launch.py
 KT_S3 = $(PYTHON) $(KT_TOOLBOX)/s3utils.py
 KT_Q = '$(subst ','\'',$(1))'
 KT_ONLY = $(if $(only),--only $(call KT_Q,$(only)))
+KT_SET = $(if $(set),--set $(call KT_Q,$(set)))
 KT_TRUE = $(filter true 1 yes,$(1))
-KT_ARGS := only overwrite yes pod file name follow tail json smoke index port local_path keep_going extras
+KT_ARGS := only set overwrite yes pod file name follow tail json smoke index port local_path keep_going extras \
+	format sort best group metric
 .DEFAULT_GOAL := help
-.PHONY: help setup local local-dryrun local-first runs print-config job status logs forward smoke dryrun pod \
+.PHONY: help setup local local-dryrun local-first runs print-config results report job status logs forward smoke dryrun pod \
 	pod-dryrun copy delete delete_job delete_pod clean_jobs upload up download down remove rm list ls find fd \
 	interactive
 
@@ -36,31 +40,41 @@ KT_TARGETS = awk -F':.*\#\# ' '/^[a-zA-Z_-]+:.*\#\# /{printf "  make %-14s %s\n"
 help: ## list the targets
 	@echo "Kube Toolbox targets (run from the project root):"
 	@$(KT_TARGETS) $(KT_TOOLBOX)/Makefile
+	@echo "Grid targets take only='model=a lr=0.1' (which cells) and set='lr=0.1,0.01 model.NAME.gpu_count=2' (override"
+	@echo "values for this command; the toolbox's docs/results.md)."
 	@if [ -f project.mk ]; then echo "Project targets (project.mk):"; $(KT_TARGETS) project.mk; fi
 
 setup: ## install the toolbox's packages into the project's Python environment; .env, build/ into .gitignore
 	@$(PYTHON) $(KT_TOOLBOX)/kube/bootstrap.py install --root . $(if $(extras),--extras $(call KT_Q,$(extras)))
 
 local: ## run every selected combination here, in sequence (keep_going=false stops at the first failure)
-	@$(KT_LAUNCH) local $(KT_ONLY) $(if $(filter false 0 no,$(keep_going)),--stop-on-failure)
+	@$(KT_LAUNCH) local $(KT_ONLY) $(KT_SET) $(if $(filter false 0 no,$(keep_going)),--stop-on-failure)
 
 local-dryrun: ## print the local commands, run nothing
-	@$(KT_LAUNCH) local --dry-run $(KT_ONLY)
+	@$(KT_LAUNCH) local --dry-run $(KT_ONLY) $(KT_SET)
 
 local-first: ## run only the first selected combination here
-	@$(KT_LAUNCH) local --first $(KT_ONLY)
+	@$(KT_LAUNCH) local --first $(KT_ONLY) $(KT_SET)
 
 runs: ## list the selected combinations with their job names
-	@$(KT_LAUNCH) runs $(KT_ONLY)
+	@$(KT_LAUNCH) runs $(KT_ONLY) $(KT_SET)
 
 print-config: ## show the merged settings of one combination (index=N)
-	@$(KT_LAUNCH) print-config $(KT_ONLY) $(if $(index),--index $(call KT_Q,$(index)))
+	@$(KT_LAUNCH) print-config $(KT_ONLY) $(KT_SET) $(if $(index),--index $(call KT_Q,$(index)))
+
+results: ## the metrics of the selected cells as one table (format=csv|json|markdown sort=COL best=METRIC:min group=HPARAM)
+	@$(KT_LAUNCH) results $(KT_ONLY) $(KT_SET) $(if $(format),--format=$(call KT_Q,$(format))) \
+		$(if $(sort),--sort=$(call KT_Q,$(sort))) $(if $(best),--best=$(call KT_Q,$(best))) \
+		$(if $(group),--group=$(call KT_Q,$(group)))
+
+report: ## write build/report.html: states, a grid per model x dataset (metric=NAME colours it), the results
+	@$(KT_LAUNCH) report $(KT_ONLY) $(KT_SET) $(if $(metric),--metric=$(call KT_Q,$(metric)))
 
 job: ## one Kubernetes Job per combination (overwrite=true replaces running ones; only=failed|missing; smoke=1)
-	@$(KT_LAUNCH) job $(KT_ONLY) $(if $(call KT_TRUE,$(overwrite)),--overwrite) $(if $(call KT_TRUE,$(smoke)),--smoke)
+	@$(KT_LAUNCH) job $(KT_ONLY) $(KT_SET) $(if $(call KT_TRUE,$(overwrite)),--overwrite) $(if $(call KT_TRUE,$(smoke)),--smoke)
 
 status: ## state, age, node, GPU and reason of every cell (json=1 for scripts)
-	@$(KT_LAUNCH) status $(KT_ONLY) $(if $(call KT_TRUE,$(json)),--json)
+	@$(KT_LAUNCH) status $(KT_ONLY) $(KT_SET) $(if $(call KT_TRUE,$(json)),--json)
 
 KT_USAGE_LOGS := usage: make logs name=JOB (a job name; or name='model=a dataset=d'; follow=1 streams; tail=N)
 logs: ## logs of one cell: name=JOB or name='model=a dataset=d' (follow=1 streams, tail=N)
@@ -74,10 +88,10 @@ forward: ## port-forward to the server: sidecar of one cell: name=JOB (port=N, l
 	@$(KT_LAUNCH) forward --name $(call KT_Q,$(name)) $(if $(port),--port $(call KT_Q,$(port)))
 
 smoke: ## run the first combination as a Job with the smoke: overrides, wait, report
-	@$(KT_LAUNCH) smoke $(KT_ONLY)
+	@$(KT_LAUNCH) smoke $(KT_ONLY) $(KT_SET)
 
 dryrun: ## print every Job manifest, contact no cluster (also written to build/jobs.yaml)
-	@$(KT_LAUNCH) dryrun $(KT_ONLY)
+	@$(KT_LAUNCH) dryrun $(KT_ONLY) $(KT_SET)
 
 pod: ## start the interactive pod (pod=NAME to name it)
 	@$(KT_LAUNCH) pod $(if $(pod),--name $(call KT_Q,$(pod)))

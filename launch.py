@@ -7,7 +7,6 @@ Results go to stdout, diagnostics (warnings, errors, progress notes) to stderr. 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -27,11 +26,17 @@ CLUSTER_COMMANDS = ("job", "dryrun", "smoke", "status", "logs", "forward", "pod"
 
 
 def _config(args: argparse.Namespace):
-    from kube import config
-    cfg = config.load(args.root)
+    from kube import config, overrides
+    sets = overrides.parse(getattr(args, "set", None))          # set=: checked before anything is read
+    cfg = overrides.apply(config.load(args.root), sets)
     if args.command in CLUSTER_COMMANDS:
         config.require_identity(cfg, f"make {args.command}")
     return cfg
+
+
+def _set_annotations(args: argparse.Namespace) -> dict[str, str]:
+    from kube import overrides
+    return overrides.job_annotations(overrides.parse(getattr(args, "set", None)))
 
 
 def _runs(args: argparse.Namespace):
@@ -83,33 +88,45 @@ def cmd_print_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_results(args: argparse.Namespace) -> int:
+    """The metrics of the selected cells, gathered from their results folders into one table."""
+    from kube import results, tables
+    tables.check_format(args.format)
+    _, _, runs = _runs(args)
+    rows, problems = results.collect(runs)
+    for problem in problems:
+        err(f"warning: {problem}")
+    out(tables.render(results.arrange(rows, args.sort, args.best, args.group), args.format), end="")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """build/report.html: states, a grid per model x dataset, the results table; one self-contained file."""
+    from kube import present, report, results
+    cfg, _, runs = _runs(args)
+    rows, problems = results.collect(runs)
+    for problem in problems:
+        err(f"warning: {problem}")
+    target = report.write(cfg.project.root, report.build(rows, metric=args.metric, title=cfg.project.project_name))
+    out(f"Report of {present.plural(len(rows), 'cell')} written to {target.relative_to(cfg.project.root)}")
+    return 0
+
+
 # --- cluster side ----------------------------------------------------------------------------------------------
 
-def _laptop_env_note(project: Any) -> None:
-    from kube.render import LAPTOP_ONLY_ENV
-    for key in LAPTOP_ONLY_ENV:
-        if key in project.dotenv:
-            err(f"note: {key} from .env stays on this machine; jobs and pods see every GPU they request")
-
-
 def _provenance(project: Any, warn: bool):
-    from kube import provenance
-    _laptop_env_note(project)
+    from kube import present, provenance
     prov = provenance.read(project.root)
-    if warn and prov.dirty:
-        err(f"warning: the working tree has uncommitted changes (diff {prov.diff_hash}); jobs run the committed "
-            f"code pulled at start")
-    if warn and prov.commit is None:
-        err("warning: the project is not a git repository with a commit; jobs run the code in the image")
-    elif warn and not prov.pushed:
-        err("warning: HEAD is on no remote branch: push it (git push) or jobs will not find this commit")
+    for line in present.submission_notes(project, prov, warn):
+        err(line)
     return prov
 
 
 def cmd_dryrun(args: argparse.Namespace) -> int:
     from kube import operations, present
     cfg, _, runs = _runs(args)
-    rendered = operations.render_grid(runs, cfg.project, _provenance(cfg.project, False).annotations())
+    rendered = operations.render_grid(runs, cfg.project, {**_provenance(cfg.project, False).annotations(),
+                                                          **_set_annotations(args)})
     text = operations.stream_text(rendered.objects, rendered.jobs)
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -126,7 +143,7 @@ def cmd_job(args: argparse.Namespace) -> int:
         return 1
     cfg, selection, runs = _runs(args)
     project = cfg.project
-    annotations = _provenance(project, True).annotations()
+    annotations = {**_provenance(project, True).annotations(), **_set_annotations(args)}
     rendered = operations.render_grid(runs, project, annotations) if not selection.states else None
     gw = operations.gateway(project, _retrying)
     existing = operations.existing_jobs(gw, project)
@@ -152,7 +169,7 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    from kube import grid, operations
+    from kube import grid, operations, present
     from kube.errors import UsageError
     cfg = _config(args)
     selection = grid.Selection.parse(args.only)
@@ -164,33 +181,15 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     result = operations.smoke(gw, runs[0], args.timeout, args.poll,
                               started=lambda run: out(f"job.batch/{run.name} created (smoke test of {run.model} x "
                                                       f"{run.dataset}); waiting..."))
-    if result.ok:
-        out(f"Smoke test succeeded: {result.name}")
-        return 0
-    if result.state in ("succeeded", "failed"):
-        out(f"Smoke test failed: {result.reason or 'unknown reason'}")
-        if result.log_tail:
-            out("Last log lines:\n" + result.log_tail, end="" if result.log_tail.endswith("\n") else "\n")
-    else:
-        out(f"Smoke test still {result.state} after {args.timeout:g} s: {result.reason or 'no reason given'}")
-    return 1
+    out(present.smoke_text(result, args.timeout), end="")
+    return 0 if result.ok else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from kube import observe, operations, present
     cfg, _, runs = _runs(args)
     report = observe.collect_status(operations.gateway(cfg.project, _retrying), cfg.project, runs)
-    if args.json:
-        out(json.dumps({**present.status_json(report.cells, report.orphans), "api_calls": report.calls}, indent=2))
-        return 0
-    out(present.status_table(report.cells), end="")
-    out(present.totals(report.cells))
-    if report.orphans:
-        out("\nJobs on the cluster that are no longer in the grid:")
-        out(present.status_table(report.orphans), end="")
-    summary = present.failure_summary(report.cells)
-    if summary:
-        out("\n" + summary, end="")
+    out(present.status_report(report.cells, report.orphans, report.calls, args.json), end="")
     return 0
 
 
@@ -234,10 +233,11 @@ def cmd_forward(args: argparse.Namespace) -> int:
 
 
 def cmd_pod(args: argparse.Namespace) -> int:
-    from kube import files, operations, render
+    from kube import files, operations, present, render
     cfg = _config(args)
     project = cfg.project
-    _laptop_env_note(project)
+    for line in present.submission_notes(project, None, False):
+        err(line)
     pod, objects = render.render_pod(project, cfg.base_settings, args.name,
                                      files.read(project, cfg.base_settings.file))
     if args.dry_run:
@@ -319,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     grid_args.add_argument("--only", default=None,
                            help="select combinations without editing YAML: 'model=a,b dataset=d lr=0.1' "
                                 "(job also takes 'failed' and 'missing')")
+    grid_args.add_argument("--set", action="append", default=None,
+                           help="override config values for this run: 'lr=0.01', 'lr=0.1,0.01' (a sweep), "
+                                "'model.NAME.gpu_count=2', '~key' (Hydra's basic override grammar)")
     wait = argparse.ArgumentParser(add_help=False)
     wait.add_argument("--timeout", type=float, default=1800, help="smoke: seconds to wait (default 1800)")
     wait.add_argument("--poll", type=float, default=5, help="smoke: seconds between checks (default 5)")
@@ -346,6 +349,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("runs", cmd_runs, "list the selected combinations and their names", [grid_args])
     p = add("print-config", cmd_print_config, "show the merged settings of one combination", [grid_args])
     p.add_argument("--index", type=int, default=0, help="which selected combination (default: the first)")
+    p = add("results", cmd_results, "the metrics of the selected cells (results/<cell>/metrics.json) as one table",
+            [grid_args])
+    p.add_argument("--format", default="table", help="table (default), csv, json or markdown")
+    p.add_argument("--sort", default=None, help="sort by a metric or hparam; a leading - sorts descending")
+    p.add_argument("--best", default=None, help="show only the best cell: METRIC:min or METRIC:max")
+    p.add_argument("--group", default=None, help="mean and std of each metric over the values of this hparam")
+    p = add("report", cmd_report, "write build/report.html: states, a grid per model x dataset, the results",
+            [grid_args])
+    p.add_argument("--metric", default=None, help="colour the grid by this metric instead of by state")
     p = add("job", cmd_job, "submit the selected combinations as Kubernetes Jobs (one a cell, packed, or arrays)", [grid_args, wait])
     p.add_argument("--overwrite", action="store_true", help="replace running or succeeded jobs too")
     p.add_argument("--smoke", action="store_true", help="launch the grid only if a smoke run succeeds")

@@ -97,6 +97,7 @@ class Check:
 CHECKS: dict[str, Check] = {
     "str": Check(lambda v: isinstance(v, str), "a string"),
     "opt_str": Check(lambda v: v is None or isinstance(v, str), "a string or null"),
+    "folder": Check(lambda v: isinstance(v, str) and v.strip() != "", "a folder (relative to the project root)"),
     "bool": Check(lambda v: isinstance(v, bool), "true or false"),
     "port": Check(lambda v: _whole(v) and 0 < v < 65536, "a port number (1-65535)", numeric=True),
     "count": Check(lambda v: _whole(v) and v >= 0, "a whole number >= 0", numeric=True),

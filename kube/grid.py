@@ -1,12 +1,11 @@
 """Expand models x datasets x hparams into Runs, in a stable documented order, and select among them."""
 from __future__ import annotations
 
-import itertools
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from . import command, ownership
+from . import command, ownership, search
 from .config import (FIELD_KINDS, LAUNCH_FILE, Config, ModelEntry, check_field, merge_levels,
                      resolve_settings)
 from .errors import ConfigError, UsageError
@@ -120,7 +119,8 @@ class _Builder:
         if not dynamic and key in self.settings_cache:
             return self.settings_cache[key]
         m_fields = _model_fields(entry, values, mpath) if dynamic else entry.fields
-        merged = merge_levels([*config.base_levels, config.datasets[dataset].fields, m_fields, hp_fields])
+        merged = merge_levels([*config.base_levels, config.datasets[dataset].fields, m_fields, hp_fields,
+                               config.set_fields])
         settings = resolve_settings(config.project, merged, LAUNCH_FILE, f"{mpath}.")
         if not dynamic:
             self.settings_cache[key] = settings
@@ -188,7 +188,9 @@ def build_runs(config: Config, only: Selection | str | None = None,
                 seen_keys.update(k for a in axes for o in a.options for k in o.values)
                 used.update(k for k in entry.selection if any(a.key == k for a in axes))
                 axes = _select(axes, entry.selection, entry.path)
-                for combo in itertools.product(*(a.options for a in axes)):
+                axes, combos = search.expand(axes, config.models[model].search or config.search)
+                seen_keys.update(a.key for a in axes)
+                for combo in combos:
                     builder.add(model, dataset, axes, combo, entry.path)
         unknown = set(entry.selection) - used
         if unknown:

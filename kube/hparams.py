@@ -108,6 +108,11 @@ def parse_axes(hparam: Any, source: str, path: str) -> tuple[Axis, ...]:
     return tuple(axes)
 
 
+def is_group(axis: Axis) -> bool:
+    """A named group: its options set other hparams than the axis' own."""
+    return any(set(o.values) != {axis.key} for o in axis.options)
+
+
 def merge_axes(dataset_axes: Iterable[Axis], model_axes: Iterable[Axis]) -> list[Axis]:
     """Model hparams win over dataset hparams of the same name; the dataset's position is kept."""
     merged = {a.key: a for a in dataset_axes}

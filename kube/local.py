@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Mapping, Sequence, TextIO
+from typing import IO, Any, Callable, Mapping, Sequence, TextIO
 
+from . import results
 from .errors import RunError
 from .settings import Project, Run, RunSettings, default_of
 
@@ -24,6 +25,7 @@ TOOLBOX_DIR = Path(__file__).resolve().parent.parent
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 POLL_SECONDS = 0.05                       # how often the deadline and the group's members are checked
 KILL_WAIT_SECONDS = 5.0                   # after SIGKILL, how long to wait for the group to disappear
+PUMP_WAIT_SECONDS = 2.0                   # after the command ends, how long its output may still come
 
 
 class Interrupted(RunError):
@@ -85,6 +87,8 @@ def run_environment(run: Run, python: PythonEnv) -> dict[str, str]:
     env["PATH"] = f"{python.bin_dir}{os.pathsep}{env.get('PATH', '')}"
     pythonpath = [str(TOOLBOX_DIR.parent)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(pythonpath))
+    env[results.ENV_NAME] = str(results.folder(run))       # the cell's results folder
+    env.setdefault("PYTHONUNBUFFERED", "1")                 # its output reaches us through a pipe: keep it live
     return env
 
 
@@ -154,6 +158,24 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+def copy_output(pipe: IO[bytes], output: Callable[[bytes], None]) -> None:
+    """Copy a command's stdout to ours chunk by chunk (progress bars stay live), handing each chunk on."""
+    target = getattr(sys.stdout, "buffer", None)
+    fd = pipe.fileno()
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        output(chunk)
+        if target is not None:
+            try:
+                target.write(chunk)
+                target.flush()
+            except (OSError, ValueError):     # our stdout went away (`make local | head`): keep draining
+                target = None
+    pipe.close()
+
+
 class SignalGuard:
     """While local runs go on, SIGINT/SIGTERM/SIGHUP stop them cleanly instead of killing only the launcher.
 
@@ -202,12 +224,21 @@ class SignalGuard:
         self.deadline = time.monotonic() + self.grace
         _killpg(self.pgid, self.signum)
 
-    def run(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], grace: float) -> int | None:
-        """Run argv in a new session and return its exit status; None if a signal came before it started."""
+    def run(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], grace: float,
+            output: Callable[[bytes], None] | None = None) -> int | None:
+        """Run argv in a new session and return its exit status; None if a signal came before it started.
+
+        With `output`, the command's stdout is copied to ours as it comes and each chunk handed to `output`.
+        """
         if self.signum is not None:
             return None
         self.grace = grace
-        proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), start_new_session=True)
+        proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), start_new_session=True,
+                                stdout=subprocess.PIPE if output else None)
+        pump = None
+        if output is not None and proc.stdout is not None:
+            pump = threading.Thread(target=copy_output, args=(proc.stdout, output), daemon=True)
+            pump.start()
         try:
             self.pgid = proc.pid
             if self.signum is not None and self.deadline is None:
@@ -221,6 +252,8 @@ class SignalGuard:
             if self.deadline is not None:
                 self._end_group(proc.pid)
             self.deadline = None
+            if pump is not None:             # a background process still holding the pipe must not hold us
+                pump.join(timeout=PUMP_WAIT_SECONDS)
         return code
 
     def _wait(self, proc: subprocess.Popen) -> int:
@@ -270,8 +303,12 @@ def run_all(runs: Sequence[Run], *, keep_going: bool = True, dry_run: bool = Fal
             if guard.signum is None:
                 print(header(run), file=out, flush=True)
                 assert run.project is not None
+                capture = results.prepare(run)
                 code = guard.run(["bash", "-c", command_for(run)], cwd=run.project.root,
-                                 env=run_environment(run, python), grace=graces[position])
+                                 env=run_environment(run, python), grace=graces[position], output=capture.feed)
+                if code is not None:
+                    for problem in results.finish(run, code, capture):
+                        print(f"warning: {problem}", file=sys.stderr, flush=True)
             if guard.signum is not None:     # None code: the signal came before this run started
                 summary.interrupted = run.name if code is not None else None
                 summary.skipped.extend(r.name for r in runs[position + (code is not None):])

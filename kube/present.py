@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 import dataclasses
+import json
 from dataclasses import asdict
 from typing import Any, Sequence
 
@@ -113,3 +114,44 @@ def merged_config(project: Project, run: Run) -> str:
                      for k, v in dataclasses.asdict(run.settings).items()},
     }
     return yamltext.document(doc)
+
+
+def submission_notes(project: Project, prov: Any, warn: bool) -> list[str]:
+    """What to tell before jobs or a pod are made: laptop-only .env values, and (`warn`) code the jobs would not
+    find: uncommitted changes, no commit, a commit on no remote branch."""
+    from .render import LAPTOP_ONLY_ENV
+    lines = [f"note: {key} from .env stays on this machine; jobs and pods see every GPU they request"
+             for key in LAPTOP_ONLY_ENV if key in project.dotenv]
+    if not warn or prov is None:
+        return lines
+    if prov.dirty:
+        lines.append(f"warning: the working tree has uncommitted changes (diff {prov.diff_hash}); jobs run the "
+                     f"committed code pulled at start")
+    if prov.commit is None:
+        lines.append("warning: the project is not a git repository with a commit; jobs run the code in the image")
+    elif not prov.pushed:
+        lines.append("warning: HEAD is on no remote branch: push it (git push) or jobs will not find this commit")
+    return lines
+
+
+def status_report(cells: Sequence[Cell], orphans: Sequence[Cell], calls: int, as_json: bool) -> str:
+    """`make status`: the table, the totals, Jobs no longer in the grid, the failure summary (or all as JSON)."""
+    if as_json:
+        return json.dumps({**status_json(cells, orphans), "api_calls": calls}, indent=2) + "\n"
+    text = status_table(cells) + totals(cells) + "\n"
+    if orphans:
+        text += "\nJobs on the cluster that are no longer in the grid:\n" + status_table(orphans)
+    summary = failure_summary(cells)
+    return text + ("\n" + summary if summary else "")
+
+
+def smoke_text(result: Any, timeout: float) -> str:
+    """The outcome of `make smoke`: success, the failure's reason and last log lines, or still waiting."""
+    if result.ok:
+        return f"Smoke test succeeded: {safe(result.name)}\n"
+    if result.state in ("succeeded", "failed"):
+        text = f"Smoke test failed: {safe(result.reason or 'unknown reason')}\n"
+        if result.log_tail:
+            text += "Last log lines:\n" + result.log_tail + ("" if result.log_tail.endswith("\n") else "\n")
+        return text
+    return f"Smoke test still {result.state} after {timeout:g} s: {safe(result.reason or 'no reason given')}\n"

@@ -10,6 +10,7 @@ from typing import Mapping
 ANNOTATION_COMMIT = "kube-toolbox/git-commit"
 ANNOTATION_DIRTY = "kube-toolbox/git-dirty"
 ANNOTATION_DIFF = "kube-toolbox/git-diff-hash"
+ANNOTATION_OVERRIDES = "kube-toolbox/overrides"     # the `set=` text a job was submitted with (kube/overrides.py)
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class Provenance:
     dirty: bool = False
     diff_hash: str | None = None
     pushed: bool = True         # HEAD is on some remote-tracking branch (a job's `git pull` can reach it)
+    overrides: str | None = None    # read back from a job: the `set=` overrides it was submitted with
 
     def annotations(self) -> dict[str, str]:
         if self.commit is None:
@@ -49,4 +51,4 @@ def read(root: Path) -> Provenance:
 def from_annotations(annotations: Mapping[str, str] | None) -> Provenance:
     annotations = annotations or {}
     return Provenance(annotations.get(ANNOTATION_COMMIT), annotations.get(ANNOTATION_DIRTY) == "true",
-                      annotations.get(ANNOTATION_DIFF))
+                      annotations.get(ANNOTATION_DIFF), overrides=annotations.get(ANNOTATION_OVERRIDES))

@@ -258,7 +258,7 @@ class Renderer:
         """The Job of one cell."""
         notes = {ANNOTATION_HPARAMS: json.dumps(dict(run.hparams), sort_keys=True, default=str)}
         return self._render(run.name, self._labels_of(run.labels, run.settings), run.settings, notes,
-                            run.remote_command + "\n")
+                            workloads.unit_script((run,)))      # the command, after `export RESULTS_DIR=...`
 
     def workload(self, w: workloads.Workload) -> Rendered:
         """The Job of a cell, of packed cells, or an Indexed array of units."""

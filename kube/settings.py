@@ -8,7 +8,7 @@ from typing import Any, Literal, Mapping
 # The kinds of value a setting takes; kube/config.py holds the one check per kind.
 Kind = Literal["str", "opt_str", "port", "count", "opt_count", "positive", "nonneg", "ratio", "seconds",
                "bool", "duration", "str_list", "str_map", "env_map", "volume_map", "file_list", "secret_refs",
-               "server", "shared"]
+               "server", "shared", "folder"]
 
 
 
@@ -77,6 +77,8 @@ class RunSettings:
     backoff_limit: int = setting(0, "count", "retries of a failed Job")
     ttl_seconds_after_finished: int | None = setting(None, "opt_count", "delete finished Jobs after N seconds")
     grace_period: float = setting(10.0, "seconds", "seconds a local run gets to stop after Ctrl-C/SIGTERM")
+    results: str = setting("results", "folder", "folder of each cell's results, relative to the project root: "
+                                             "`<results>/<cell name>/` is `$RESULTS_DIR`")
     max_runtime: int | None = setting(None, "duration", "a Job's time limit: `90m`, `6h`, `2d` or seconds "
                                                         "(`activeDeadlineSeconds`)")
     max_parallel: int | None = setting(None, "opt_count", "array mode: the selected cells as one Indexed Job, "

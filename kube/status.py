@@ -41,6 +41,7 @@ class Cell:
     stale: bool = False             # ran code older than HEAD, or a dirty tree
     job: str = ""                   # the Job that holds the cell (its own, or a packed or array Job)
     index: int | None = None        # the cell's completion index in an array Job
+    overrides: str = ""             # the `set=` overrides its job was submitted with
 
 
 def _time(text: str | None) -> datetime | None:
@@ -206,7 +207,7 @@ def cells(runs: Sequence[Run], jobs: Sequence[Mapping[str, Any]], pods: Sequence
         prov = from_annotations(objects.annotations_of(job) if job is not None else None)
         stale = bool(job) and prov.commit is not None and (prov.dirty or (head is not None and prov.commit != head))
         return Cell(name=name, model=model, dataset=dataset, commit=(prov.commit or "")[:8], stale=stale,
-                    job=job_name, index=index, **info)
+                    job=job_name, index=index, overrides=prov.overrides or "", **info)
 
     grid = [cell(r.name, r.model, r.dataset) for r in runs]
     in_grid = {r.name for r in runs}

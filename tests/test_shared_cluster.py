@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import gzip
 import io
+import json
 import re
 import subprocess
 import tarfile
@@ -86,8 +87,8 @@ BAD = {
     "server-no-port": ({"server": {"command": "x"}}, "server: expected null or a mapping with command"),
     "secret-no-key": ({"secret_env": {"X": "wandb"}}, "secret_env: expected a mapping of variable names"),
     "shared-negative": ({"shared": -1}, "shared: expected a whole number of cells per Job"),
-    "parallel-text": ({"max_parallel": "two"}, "max_parallel: expected a whole number >= 0 or null"),
-    "selector-list": ({"node_selector": ["ssd"]}, "node_selector: expected a mapping of strings"),
+    "parallel-text": ({"max_parallel": "two"}, "max_parallel: expected a whole number >= 1 or null"),
+    "selector-list": ({"node_selector": ["ssd"]}, "node_selector: expected a mapping of label keys to label values"),
 }
 
 
@@ -304,3 +305,83 @@ def test_forward_needs_the_cells_sidecar(project, kube):
     assert code == 1 and "has no server sidecar" in err
     code, _, err = run(project, "forward", "--name", "model=nope")
     assert code == 2 and "selects no combination" in err and len(err.splitlines()) == 1
+
+
+# --- the API server's limits and the total cap, before the first call ------------------------------------------------
+
+def test_max_parallel_is_the_cap_in_total_across_arrays():
+    """Cells whose settings differ form several arrays: together they never run more than max_parallel."""
+    data = {"max_parallel": 5, "model": {
+        "small": {"command": "echo <seed>", "memory": 8, "hparam": {"seed": list(range(60))}},
+        "big": {"command": "echo <seed>", "memory": 16, "hparam": {"seed": list(range(40))}}}}
+    _, out = rendered(data)
+    arrays = [j.manifest["spec"] for j in out.jobs]
+    assert len(arrays) == 2 and sum(a["parallelism"] for a in arrays) == 5
+    assert sorted(a["parallelism"] for a in arrays) == [2, 3] and all(a["parallelism"] >= 1 for a in arrays)
+
+
+def test_more_arrays_than_the_cap_is_refused_in_one_line(tmp_path):
+    make_project(tmp_path, """\
+        max_parallel: 1
+        model:
+          a: {command: echo a, memory: 8}
+          b: {command: echo b, memory: 16}
+        """)
+    result = launch(tmp_path, "dryrun")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "max_parallel" in result.stderr and "expected at least 2" in result.stderr
+    assert not (tmp_path / "build").exists()
+
+
+def test_max_parallel_zero_is_refused():
+    with pytest.raises(ConfigError, match=r"max_parallel: expected a whole number >= 1 or null"):
+        rendered({"max_parallel": 0, **SIX})
+
+
+def test_an_array_too_big_for_one_configmap_is_split_into_arrays_that_fit():
+    import random
+    rng = random.Random(0)
+    blobs = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(6000)) for _ in range(300)]
+    data = {"max_parallel": 10, "model": {"m": {"command": "echo <blob>", "hparam": {"_blob": blobs}}}}
+    runs, out = rendered(data)
+    maps = [o for o in out.objects if o["kind"] == "ConfigMap"]
+    assert len(out.jobs) >= 2 and len(maps) == len(out.jobs)
+    assert all(len(json.dumps(m)) < 1024 * 1024 for m in maps)          # each under the object size limit
+    assert sum(j.manifest["spec"]["completions"] for j in out.jobs) == len(runs) == 300
+    assert sum(j.manifest["spec"]["parallelism"] for j in out.jobs) <= 10
+    for job in out.jobs:
+        validate_both(job.manifest)
+
+
+@pytest.mark.parametrize("data, key, expected", [
+    ({"volumes": {"ram": "/dev/shm"}}, "volumes.ram", "expected a mount path of its own; /dev/shm"),
+    ({"scratch": 10, "volumes": {"data": "/scratch/"}}, "volumes.data", "expected a mount path of its own; /scratch"),
+    ({"volumes": {"a": "/data", "b": "/data"}}, "volumes.b", "expected a mount path of its own; /data"),
+    ({"node_selector": {"bad key!": "x"}}, "node_selector.bad key!", "expected a label key"),
+    ({"node_selector": {"disk": "fast ssd"}}, "node_selector.disk", "expected a label value"),
+    ({"service_account": "My_Account"}, "service_account", "expected a DNS name"),
+    ({"priority_class": "High"}, "priority_class", "expected a DNS name"),
+    ({"image_pull_secrets": "pull secret"}, "image_pull_secrets", "expected a DNS name"),
+    ({"cpu_count": 0.0001}, "cpu_count", "expected at least 0.001 (1m): 0.0001 rounds to zero"),
+    ({"memory": 0.0001}, "memory", "expected at least 0.001 (1Mi): 0.0001 rounds to zero"),
+])
+def test_what_the_api_server_would_reject_is_refused_before_any_call(tmp_path, data, key, expected):
+    import yaml
+    make_project(tmp_path, yaml.safe_dump({**data, "model": {"m": {"command": "echo hi"}}}))
+    result = launch(tmp_path, "dryrun")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"{key}: {expected}" in result.stderr
+    assert not (tmp_path / "build").exists()
+
+
+def test_annotations_over_the_api_server_limit_are_refused(tmp_path):
+    make_project(tmp_path, "model: {m: {command: echo <x>, hparam: {x: ['%s']}}}\n" % ("a" * 300_000))
+    result = launch(tmp_path, "dryrun")
+    assert result.returncode == 2 and "metadata.annotations: the annotations add up to" in result.stderr
+    assert "expected at most 256 KiB" in result.stderr
+
+
+def test_a_dotenv_too_large_for_a_secret_is_refused(tmp_path):
+    make_project(tmp_path, "model: {m: {command: echo hi}}\n", dotenv="BIG=%s\n" % ("x" * 1_000_000))
+    result = launch(tmp_path, "dryrun")
+    assert result.returncode == 2 and result.stderr.startswith("error: .env: the values add up to")

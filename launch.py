@@ -288,7 +288,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     kind: Literal["job", "pod", "all"] = "job" if failed_only else args.kind
     owned = cleanup.list_owned(gw, project, jobs=kind in ("job", "all"))
     targets = cleanup.find_owned(owned, kind, failed_only)
-    extras = cleanup.unused_extras(gw, project, owned, targets) if kind in ("job", "all") else []
+    extras = cleanup.unused_extras(owned, targets) if kind in ("job", "all") else []
     what = "failed jobs" if failed_only else {"job": "jobs", "pod": "pods", "all": "jobs and pods"}[kind]
     if not targets and not extras:
         out(f"No {what} of user '{project.user}' in project '{project.project_name}'.")
@@ -301,7 +301,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
         return 1
 
     def report(target: Any, error: str | None) -> None:
-        if error:
+        if error == cleanup.KEPT:
+            out(f"{present.RESOURCES[target.kind]}/{target.name} kept (a job submitted meanwhile uses it)")
+        elif error:
             err(f"error: {error}")
         else:
             out(f"{present.RESOURCES[target.kind]}/{target.name} deleted")

@@ -14,7 +14,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Callable, Mapping, Sequence, TextIO
 
-from . import results
+from . import processes, results
+from .processes import _killpg, group_alive  # noqa: F401  (used below)
 from .errors import RunError
 from .settings import Project, Run, RunSettings, default_of
 
@@ -40,11 +41,6 @@ class Interrupted(RunError):
 def local_environment(project: Project, settings: RunSettings) -> dict[str, str]:
     """Environment of a local run: the shell's, then `env:` from the configs, then `.env` (which wins)."""
     return {**os.environ, **settings.env, **project.dotenv}
-
-
-def grace_period(settings: RunSettings) -> float:
-    """Seconds a signalled command gets to save its work before its group is killed (`grace_period`)."""
-    return float(settings.grace_period)
 
 
 @dataclass(frozen=True)
@@ -92,9 +88,13 @@ def run_environment(run: Run, python: PythonEnv) -> dict[str, str]:
     return env
 
 
+CLUSTER_VARIABLE = "KUBE_TOOLBOX_CLUSTER"        # set in the toolbox's own Jobs and pods, nowhere else
+
+
 def in_cluster() -> bool:
-    """Inside a pod of the toolbox (NODE_NAME from the downward API), the remote side of the sugar runs."""
-    return bool(os.environ.get("NODE_NAME"))
+    """Inside a Job or pod of the toolbox the remote side of the sugar runs (not wherever NODE_NAME is set:
+    CI systems set that too)."""
+    return os.environ.get(CLUSTER_VARIABLE) == "1"
 
 
 def command_for(run: Run) -> str:
@@ -126,36 +126,6 @@ class Summary:
             why = "the interruption" if self.signal_name else "the first failure"
             text += f" ({len(self.skipped)} not run after {why})"
         return text
-
-
-def _killpg(pgid: int, signum: int) -> None:
-    """Signal a whole process group; one that is already gone is fine."""
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether a process of the group still runs; zombies don't count (a PID 1 that never reaps keeps them)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        state, _ppid, pgrp = text[text.rfind(")") + 2:].split()[:3]
-        if state not in "ZX" and int(pgrp) == pgid:
-            return True
-    return False
 
 
 def copy_output(pipe: IO[bytes], output: Callable[[bytes], None]) -> None:
@@ -194,6 +164,7 @@ class SignalGuard:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> SignalGuard:
+        processes.adopt_orphans()            # daemons a command starts (setsid) come back to us when orphaned
         if threading.current_thread() is not threading.main_thread():
             return self                      # Python only lets the main thread set handlers
         for signum in STOP_SIGNALS:
@@ -251,6 +222,8 @@ class SignalGuard:
             self.pgid = None                 # from here on a signal is only recorded
             if self.deadline is not None:
                 self._end_group(proc.pid)
+            else:                            # ended by itself: what it left running in the background ends too
+                processes.end_leftovers(proc.pid)
             self.deadline = None
             if pump is not None:             # a background process still holding the pipe must not hold us
                 pump.join(timeout=PUMP_WAIT_SECONDS)
@@ -295,7 +268,7 @@ def run_all(runs: Sequence[Run], *, keep_going: bool = True, dry_run: bool = Fal
         for run in runs:
             print(command_for(run), file=out)
         return summary
-    graces = [grace_period(run.settings) for run in runs]    # a bad value fails before anything runs
+    graces = [float(run.settings.grace_period) for run in runs]
     print(f"Python environment: {python.description}", file=out)
     with SignalGuard() as guard:
         for position, run in enumerate(runs):

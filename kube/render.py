@@ -31,7 +31,7 @@ SSH_MOUNT = "/etc/toolbox/ssh"
 MAX_OBJECT_BYTES = 900 * 1024        # a Secret or ConfigMap holds 1 MiB in all, keys and metadata included
 MAX_ANNOTATIONS_BYTES = 256 * 1024   # all annotations of one object together
 LAPTOP_ONLY_ENV = ("CUDA_VISIBLE_DEVICES",)    # a laptop's GPU choice would hide a job's GPUs
-JOB_ENV = {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "UTF-8"}
+JOB_ENV = {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "UTF-8", "KUBE_TOOLBOX_CLUSTER": "1"}
 _MARK = "@kube-toolbox:"              # stands in for per-submission annotation values while hashing
 
 

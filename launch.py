@@ -412,6 +412,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:                          # `make dryrun | head`
         return 0
+    except OSError as error:                         # a file the toolbox writes: build/, results/ ...
+        where = f": {error.filename}" if error.filename else ""
+        err(f"error: {error.strerror or error}{where}")
+        return 1
 
 
 if __name__ == "__main__":

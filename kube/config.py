@@ -22,6 +22,7 @@ DOTENV_FILE = ".env"
 PROJECT_KEYS = ("project_name", "user", "namespace", "conda_env_name")
 API_KEYS = ("api_timeout", "api_connect_timeout", "api_retry_seconds")    # kube.yaml only, numbers > 0
 ALIASES = {"ephermal_storage": "ephemeral_storage"}   # the spelling of the toolbox this one replaces
+MAX_ENV_BYTES = 100 * 1024       # one NAME=value in a process environment: the kernel takes 128 KiB at most
 MERGED_MAPS = ("env", "volumes", "node_selector", "secret_env")     # merged key by key across levels
 EXCLUSIVE = (("gpu_whitelist", "gpu_blacklist"), ("hostname_whitelist", "hostname_blacklist"))
 FIELD_KINDS: dict[str, str] = {name: f.metadata["kind"] for name, f in setting_fields().items()}
@@ -111,7 +112,19 @@ def read_dotenv(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     from dotenv import dotenv_values
-    return {k: v if v is not None else "" for k, v in dotenv_values(path).items()}
+    try:
+        values = {k: v if v is not None else "" for k, v in dotenv_values(path, encoding="utf-8").items()}
+    except UnicodeDecodeError as err:
+        raise ConfigError(".env", "", f"expected UTF-8 text, found a byte that is not (at offset {err.start})") \
+            from None
+    except OSError as err:
+        raise ConfigError(".env", "", f"cannot read it ({err.strerror})") from None
+    for key, value in values.items():
+        if len(key) + len(value.encode()) > MAX_ENV_BYTES:
+            raise ConfigError(".env", key, f"expected a value under {MAX_ENV_BYTES // 1024} KiB (the OS refuses "
+                                           f"longer environment strings), got {len(value.encode()) // 1024} KiB; "
+                                           f"ship large data through S3")
+    return values
 
 
 def field_overrides(data: Mapping[str, Any], source: str, prefix: str) -> dict[str, Any]:

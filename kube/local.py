@@ -26,6 +26,7 @@ TOOLBOX_DIR = Path(__file__).resolve().parent.parent
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 POLL_SECONDS = 0.05                       # how often the deadline and the group's members are checked
 KILL_WAIT_SECONDS = 5.0                   # after SIGKILL, how long to wait for the group to disappear
+BASH = shutil.which("bash") or "/bin/bash"      # found on our PATH: a .env PATH is the command's, not ours
 PUMP_WAIT_SECONDS = 2.0                   # after the command ends, how long its output may still come
 
 
@@ -277,7 +278,7 @@ def run_all(runs: Sequence[Run], *, keep_going: bool = True, dry_run: bool = Fal
                 print(header(run), file=out, flush=True)
                 assert run.project is not None
                 capture = results.prepare(run)
-                code = guard.run(["bash", "-c", command_for(run)], cwd=run.project.root,
+                code = guard.run([BASH, "-c", command_for(run)], cwd=run.project.root,
                                  env=run_environment(run, python), grace=graces[position], output=capture.feed)
                 if code is not None:
                     for problem in results.finish(run, code, capture):

@@ -195,6 +195,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from kube import grid, observe, operations, present, status
+    from kube.errors import ClusterError
     cfg = _config(args)
     name = grid.resolve_name(cfg, args.name)
     gw = operations.gateway(cfg.project, _retrying)
@@ -204,11 +205,17 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if failed:
         err(f"# {present.safe(pod['metadata']['name'])} failed "
             f"({present.safe(status.pod_reason(pod) or 'unknown reason')}); last {tail} lines:")
-    if args.follow:
-        for chunk in gw.logs(pod["metadata"]["name"], tail=tail, follow=True):
-            out(chunk, end="")
-        return 0
-    out(gw.logs(pod["metadata"]["name"], tail=tail), end="")
+    try:
+        if args.follow:
+            for chunk in gw.logs(pod["metadata"]["name"], tail=tail, follow=True):
+                out(chunk, end="")
+            return 0
+        out(gw.logs(pod["metadata"]["name"], tail=tail), end="")
+    except ClusterError as error:
+        if error.status != 400 or "waiting to start" not in str(error):
+            raise
+        err(f"# pod/{present.safe(pod['metadata']['name'])} has no log yet: its container is waiting to start "
+            f"({present.safe(status.pod_reason(pod) or 'not started')}); try again when `make status` says running")
     return 0
 
 

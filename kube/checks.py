@@ -16,6 +16,7 @@ from .naming import is_label_key, is_label_value, is_subdomain, volume_name
 DOTENV_FILE = ".env"
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 DURATION = re.compile(r"[0-9]+[smhd]")
+NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 SECRET_REF = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-._a-zA-Z0-9]+")
 SERVER_KEYS = {"command", "port", "cpu_count", "memory"}
@@ -150,6 +151,9 @@ CHECKS: dict[str, Check] = {
 def check_field(kind: str, value: Any, source: str, key_path: str) -> Any:
     """Validate one overridable field and return it normalised; a ConfigError names the file and key path."""
     check = CHECKS[kind]
+    if check.numeric and isinstance(value, str) and NUMBER.fullmatch(value.strip()):
+        text = value.strip()                # `memory: "32"`, as the public toolbox took it
+        value = int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
     if not check.accepts(value):
         numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         got = repr(value) if numeric and check.numeric else type_name(value)

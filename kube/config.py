@@ -29,7 +29,14 @@ FIELD_KINDS: dict[str, str] = {name: f.metadata["kind"] for name, f in setting_f
 MAX_YAML_NODES = 200_000        # values after alias expansion: a config is hundreds; an alias bomb billions
 
 
+SIDE_KEYS = ("local_command", "remote_command", "cluster_command")     # what `[local](remote)` replaces
+
+
 def unknown_key(source: str, key_path: str, key: str, allowed: list[str]) -> ConfigError:
+    if key in SIDE_KEYS:
+        return ConfigError(source, key_path, "unknown key: write both sides in command: with the [local](remote) "
+                                             "notation, e.g. command: '[python train.py --cpu](python train.py)' "
+                                             "(docs/grid.md)")
     close = difflib.get_close_matches(key, allowed, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return ConfigError(source, key_path, f"unknown key{hint}")

@@ -115,3 +115,46 @@ def test_a_project_root_that_cannot_be_written_is_one_line(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert (tmp_path / "build").read_text() == "a file where the build folder goes\n"
+
+
+# --- what a newcomer and a lab coming from the public toolbox hit -------------------------------------------------------
+
+def test_numeric_strings_are_numbers_where_the_public_toolbox_took_them(tmp_path):
+    make_project(tmp_path, ONE, kube=KUBE + "memory: '32'\ncpu_count: \"4\"\ngpu_count: '1'\n")
+    result = launch(tmp_path, "print-config")
+    assert result.returncode == 0, result.stderr
+    assert "memory: 32\n" in result.stdout and "cpu_count: 4\n" in result.stdout
+    make_project(tmp_path, ONE, kube=KUBE + "memory: lots\n")
+    bad = launch(tmp_path, "runs")
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: config/kube.yaml: memory: expected a number > 0, " \
+                                                         "got a string"
+
+
+def test_local_command_points_to_the_notation(tmp_path):
+    make_project(tmp_path, "model: {m: {command: echo, local_command: echo here}}\n")
+    result = launch(tmp_path, "runs")
+    assert result.returncode == 2 and "model.m.local_command: unknown key: write both sides in command: with " \
+                                      "the [local](remote) notation" in result.stderr
+
+
+def test_pod_is_accepted_in_the_mode_form(tmp_path):
+    make_project(tmp_path, ONE)
+    result = launch(tmp_path, "--mode", "pod-dryrun", "--pod", "mine")
+    assert result.returncode == 0 and "name: mine" in result.stdout
+
+
+def test_logs_of_a_pod_without_a_log_yet_says_so(project, kube):
+    from tests.helpers import run
+    run(project, "job")
+    job = kube.objects("jobs")[0]
+    name = job["metadata"]["name"]
+    kube.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": f"{name}-p", "namespace": "lab", "labels": {**job["metadata"]["labels"], "job-name": name},
+        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job["metadata"]["uid"]}]},
+        "spec": {"containers": [{"name": "main", "image": "x"}]},
+        "status": {"phase": "Pending", "containerStatuses": [{"name": "main", "state": {
+            "waiting": {"reason": "ContainerCreating"}}}]}})
+    code, out, err = run(project, "logs", "--name", name)
+    assert code == 0 and out == ""
+    assert err.strip() == f"# pod/{name}-p has no log yet: its container is waiting to start (not started); " \
+                          f"try again when `make status` says running"

@@ -49,6 +49,34 @@ def _server(value: Any) -> dict | None:
     return dict(value)
 
 
+CHECKPOINT_KEYS = {"path", "every", "keep"}
+
+
+def _checkpoint_ok(value: Any) -> bool:
+    if value is None or (isinstance(value, str) and value.strip()):
+        return True
+    if not isinstance(value, dict) or not set(value) <= CHECKPOINT_KEYS or "path" not in value:
+        return False
+    every = value.get("every", 300)
+    return isinstance(value["path"], str) and bool(value["path"].strip()) and \
+        (CHECKS["duration"].accepts(every) and every is not None) and \
+        (value.get("keep") is None or (_whole(value["keep"]) and value["keep"] >= 1))
+
+
+def _checkpoint(value: Any, where: "Where") -> Any:
+    from .settings import Checkpoint
+    if value is None:
+        return None
+    spec = {"path": value} if isinstance(value, str) else dict(value)
+    path = spec["path"].strip().rstrip("/")
+    if os.path.isabs(path) or ".." in Path(path).parts or not path:
+        raise ConfigError(where[0], f"{where[1]}.path" if isinstance(value, dict) else where[1],
+                          f"expected a folder inside the project (relative, no '..'), got {spec['path']!r}")
+    every = CHECKS["duration"].normalise(spec.get("every", 300), where)
+    keep = spec.get("keep")
+    return Checkpoint(path, int(every), int(keep) if keep is not None else None)
+
+
 Where = tuple[str, str]          # (source file, key path), for errors about a part of a value
 
 
@@ -142,6 +170,11 @@ CHECKS: dict[str, Check] = {
     "secret_refs": Check(lambda v: isinstance(v, dict) and all(isinstance(x, str) and SECRET_REF.fullmatch(x)
                                                                for x in v.values()),
                          "a mapping of variable names to secret-name/key", _env_names),
+    "checkpoint": Check(_checkpoint_ok, "a folder (checkpoints/) or {path, every (a duration), keep (>= 1)}",
+                        _checkpoint),
+    "code": Check(lambda v: v in ("commit", "latest", "image"), "commit, latest or image"),
+    "exit_code": Check(lambda v: v is None or (_whole(v) and 1 <= v <= 255), "an exit status 1-255 or null",
+                       numeric=True),
     "server": Check(lambda v: v is None or _server(v) is not None,
                     "null or a mapping with command (a string) and port (1-65535), optionally cpu_count and memory",
                     lambda v, _: None if v is None else _server(v)),

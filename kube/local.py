@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Callable, Mapping, Sequence, TextIO
 
-from . import processes, results
+from . import checkpoints, processes, results
 from .processes import _killpg, group_alive  # noqa: F401  (used below)
 from .errors import RunError
 from .settings import Project, Run, RunSettings, default_of
@@ -85,6 +85,8 @@ def run_environment(run: Run, python: PythonEnv) -> dict[str, str]:
     pythonpath = [str(TOOLBOX_DIR.parent)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(pythonpath))
     env[results.ENV_NAME] = str(results.folder(run))       # the cell's results folder
+    if run.settings.checkpoint is not None:                 # and its checkpoint folder, as in jobs
+        env[checkpoints.ENV_NAME] = str(checkpoints.local_dir(run))
     env.setdefault("PYTHONUNBUFFERED", "1")                 # its output reaches us through a pipe: keep it live
     return env
 

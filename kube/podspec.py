@@ -9,6 +9,7 @@ import posixpath
 import re
 from typing import Any, Mapping
 
+from . import checkpoints
 from .errors import ConfigError
 from .naming import volume_name as volume_name_of
 from .settings import RunSettings
@@ -22,7 +23,8 @@ def failure_policy(s: RunSettings, indexed: bool) -> dict:
     """Disruptions (preemption, eviction, node drain) never count as failures; with fail_fast, a non-zero exit
     of the command fails the cell (FailIndex in an array) without using the retry budget."""
     rules: list[dict[str, Any]] = [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget",
-                                                                           "status": "True"}]}]
+                                                                           "status": "True"}]},
+                                   *checkpoints.requeue_rule(s)]
     if s.fail_fast:
         rules.append({"action": "FailIndex" if indexed else "FailJob",
                       "onExitCodes": {"containerName": "main", "operator": "NotIn", "values": [0]}})
@@ -69,17 +71,18 @@ def secret_env(s: RunSettings) -> list[dict]:
     return out
 
 
-def pod_fields(s: RunSettings, sidecar: dict | None) -> dict[str, Any]:
-    """Pod spec fields: priority, placement, identity, and the sidecar as a native one (init, restart Always)."""
-    out: dict[str, Any] = {}
+def pod_fields(s: RunSettings, sidecars: list[dict]) -> dict[str, Any]:
+    """Pod spec fields: the grace a stopping pod gets, priority, placement, identity, and the sidecars as native
+    ones (init containers that keep running)."""
+    out: dict[str, Any] = {"terminationGracePeriodSeconds": s.termination_grace}
     if s.priority_class:
         out["priorityClassName"] = s.priority_class
     if s.node_selector:
         out["nodeSelector"] = dict(s.node_selector)
     if s.service_account:
         out["serviceAccountName"] = s.service_account
-    if sidecar:
-        out["initContainers"] = [sidecar]
+    if sidecars:
+        out["initContainers"] = list(sidecars)
     return out
 
 

@@ -16,7 +16,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from . import ownership, podspec, workloads, yamltext
+from . import checkpoints, ownership, podspec, workloads, yamltext
 from .checks import check_claims
 from .errors import ConfigError
 from .files import FileSet
@@ -195,9 +195,10 @@ def _workload_values(project: Project, s: RunSettings, extras: Extras) -> dict:
         items = [{"key": f"f{i}", "path": p} for i, p in enumerate(extras.files)]
         volumes.append({"name": "files", "configMap": {"name": extras.files_configmap, "items": items}})
         mounts.append({"name": "files", "mountPath": FILES_MOUNT, "readOnly": True})
-    more_volumes, more_mounts = podspec.scratch(s)
-    volumes += more_volumes
-    mounts += more_mounts
+    checkpoints.check(s)
+    for more_volumes, more_mounts in (podspec.scratch(s), checkpoints.volume(s)):
+        volumes += more_volumes
+        mounts += more_mounts
     podspec.check_mounts([*mounts, {"name": "cells", "mountPath": workloads.CELLS_MOUNT}], s.volumes)
     # `.env` wins over `env:` as it does locally; in a pod `env` would win over `envFrom`, so leave those out.
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in {**JOB_ENV, **s.env}.items()
@@ -208,13 +209,14 @@ def _workload_values(project: Project, s: RunSettings, extras: Extras) -> dict:
     podspec.check_quantities(res, "settings")
     env_from = [{"secretRef": {"name": extras.env_secret}}] if extras.env_secret else []
     startup = startup_script(project, s, extras.files)
-    side = podspec.sidecar(s, startup, env, env_from, mounts)
+    sidecars = [c for c in (podspec.sidecar(s, startup, env, env_from, mounts),
+                            checkpoints.sidecar(s, startup, env, env_from, mounts)) if c]
     return {
         "namespace": project.namespace, "settings": s, "affinity": _shared(podspec.affinity(s)),
         "tolerations": _shared([{"key": t, "operator": "Exists", "effect": "NoSchedule"} for t in s.tolerations]),
         "volumes": _shared(volumes), "mounts": _shared(mounts), "env": _shared(env), "resources": _shared(res),
         "env_from": _shared(env_from), "startup": startup,
-        "pod_extra": {k: _shared(v) for k, v in podspec.pod_fields(s, side).items()},
+        "pod_extra": {k: _shared(v) for k, v in podspec.pod_fields(s, sidecars).items()},
         "job_extra": {k: _shared(v) for k, v in podspec.job_fields(s, None).items()},
         "backoff_limit": s.backoff_limit,
     }

@@ -8,7 +8,7 @@ from typing import Any, Literal, Mapping
 # The kinds of value a setting takes; kube/config.py holds the one check per kind.
 Kind = Literal["str", "opt_str", "port", "count", "opt_count", "positive", "nonneg", "ratio", "seconds",
                "bool", "duration", "str_list", "str_map", "env_map", "volume_map", "file_list", "secret_refs",
-               "server", "shared", "folder", "cap", "label_map", "dns_name"]
+               "server", "shared", "folder", "cap", "label_map", "dns_name", "checkpoint", "code", "exit_code"]
 
 
 
@@ -34,6 +34,16 @@ class Project:
     api_timeout: float = 30.0           # seconds to wait for one API answer
     api_connect_timeout: float = 10.0   # seconds to open a connection
     api_retry_seconds: float = 60.0     # total time spent retrying one call (429/5xx/connection errors)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """`checkpoint:`: each cell's folder is `<path>/<cell name>/` ($CHECKPOINT_DIR), synced every `every`
+    seconds while a job runs and once more when it stops; the bucket keeps the newest `keep` entries."""
+
+    path: str
+    every: int = 300
+    keep: int | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,15 @@ class RunSettings:
                                                                "the command (e.g. TensorBoard), `make forward`")
     shared: int = setting(1, "shared", "cells packed per Job, run at once on the same GPUs (1: one cell a Job; "
                                        "a fraction f packs 1/f)")
+    checkpoint: Checkpoint | None = setting(None, "checkpoint", "`checkpoints/` or `{path, every, keep}`: each "
+                                                               "cell's `$CHECKPOINT_DIR`, restored and synced "
+                                                               "through S3 (docs/checkpoints.md)")
+    termination_grace: int = setting(120, "count", "seconds a stopping pod gets (`terminationGracePeriodSeconds`): "
+                                                   "the checkpoint's final sync runs in them")
+    requeue_exit_code: int | None = setting(None, "exit_code", "an exit status that starts the pod again "
+                                                               "(from its checkpoint) instead of failing the cell")
+    code: str = setting("commit", "code", "what jobs run: `commit` (the one submitted), `latest` (git pull), "
+                                          "`image` (the image's copy)")
     pod_max_gpu: int = setting(2, "count", "at most this many GPUs for the interactive pod")
     pod_max_cpu: float = setting(16, "positive", "at most this many CPUs for the interactive pod")
     pod_max_memory: float = setting(32, "positive", "at most this much memory (GiB) for the interactive pod")

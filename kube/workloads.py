@@ -15,7 +15,7 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
-from . import ownership
+from . import checkpoints, ownership
 from .errors import ConfigError
 from .results import shell_export
 from .naming import sanitize
@@ -136,7 +136,7 @@ def unit_script(unit: Sequence[Run]) -> str:
     Each cell's command first gets its results folder as `$RESULTS_DIR` (kube/results.py).
     """
     if len(unit) == 1:
-        return shell_export(unit[0]) + unit[0].remote_command + "\n"
+        return shell_export(unit[0]) + checkpoints.restore_lines(unit[0]) + unit[0].remote_command + "\n"
     lines = ["kube_toolbox_prefix() { while IFS= read -r line || [ -n \"$line\" ]; do "
              "printf '[%s] %s\\n' \"$1\" \"$line\"; done; }"]
     for i, run in enumerate(unit):
@@ -176,9 +176,10 @@ def _archive(units: Sequence[tuple[Run, ...]]) -> bytes:
             for i, unit in enumerate(units):
                 data = (f"echo \"kube-toolbox: index $JOB_COMPLETION_INDEX runs "
                         f"{' '.join(r.name for r in unit)}\"\n" + unit_script(unit)).encode()
-                info = tarfile.TarInfo(f"{i}.sh")
-                info.size, info.mode, info.mtime = len(data), 0o644, 0
-                tar.addfile(info, io.BytesIO(data))
+                for name, content in ((f"{i}.sh", data), (f"{i}.cell", " ".join(r.name for r in unit).encode())):
+                    info = tarfile.TarInfo(name)          # `.cell`: which cell an index runs (the checkpoint sidecar)
+                    info.size, info.mode, info.mtime = len(content), 0o644, 0
+                    tar.addfile(info, io.BytesIO(content))
     return raw.getvalue()
 
 

@@ -124,7 +124,8 @@ def test_array_mode_is_one_indexed_job_with_its_cells_in_a_configmap():
     validate_both(cm)
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(base64.b64decode(cm["binaryData"]["cells.tgz"])))) as tar:
         scripts = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}
-    assert sorted(scripts) == [f"{i}.sh" for i in range(6)]
+    assert sorted(scripts) == sorted([f"{i}.sh" for i in range(6)] + [f"{i}.cell" for i in range(6)])
+    assert scripts["4.cell"] == runs[4].name                         # which cell an index runs
     assert scripts["4.sh"].endswith("python train.py --seed 4\n")
     assert {"name": "cells", "configMap": {"name": cm["metadata"]["name"]}} in pod_of(job)["volumes"]
 
@@ -144,8 +145,8 @@ def test_array_index_runs_its_own_cell(tmp_path):
 
 def test_packed_cells_run_at_once_prefixed_and_fail_together(tmp_path):
     runs, out = rendered({"shared": 3, "model": {"m": {
-        "command": "echo start <seed>; sleep 0.3; echo end <seed>; exit <code>",
-        "hparam": {"seed": [1, 2, 3, 4], "code": [0]}}, "bad": {"command": "echo oops; exit 3"}}})
+        "command": "echo start <seed>; sleep 0.3; echo end <seed>; exit <status>",
+        "hparam": {"seed": [1, 2, 3, 4], "status": [0]}}, "bad": {"command": "echo oops; exit 3"}}})
     assert [j.workload for j in out.jobs] == ["pack", "pack"]
     w = workloads.plan_workloads(runs, runs[0].project)
     packs = [x for x in w if x.kind == "pack"]
@@ -376,13 +377,14 @@ def test_what_the_api_server_would_reject_is_refused_before_any_call(tmp_path, d
 
 
 def test_annotations_over_the_api_server_limit_are_refused(tmp_path):
-    make_project(tmp_path, "model: {m: {command: echo <x>, hparam: {x: ['%s']}}}\n" % ("a" * 300_000))
+    make_project(tmp_path, "model: {m: {command: echo hi, hparam: {_x: ['%s']}}}\n" % ("a" * 300_000))
     result = launch(tmp_path, "dryrun")
     assert result.returncode == 2 and "metadata.annotations: the annotations add up to" in result.stderr
     assert "expected at most 256 KiB" in result.stderr
 
 
 def test_a_dotenv_too_large_for_a_secret_is_refused(tmp_path):
-    make_project(tmp_path, "model: {m: {command: echo hi}}\n", dotenv="BIG=%s\n" % ("x" * 1_000_000))
+    make_project(tmp_path, "model: {m: {command: echo hi}}\n",
+                 dotenv="".join(f"BIG{i}=%s\n" % ("x" * 95_000) for i in range(10)))
     result = launch(tmp_path, "dryrun")
     assert result.returncode == 2 and result.stderr.startswith("error: .env: the values add up to")

@@ -50,6 +50,10 @@ def run(bucket: Bucket, batch: Batch, done: Done, result: Result) -> None:
             return
         done(job)
     with ThreadPoolExecutor(max_workers=bucket.workers) as pool:
-        list(pool.map(one, batch.transfers))
+        try:
+            list(pool.map(one, batch.transfers))
+        except BaseException:           # interrupted (a signal): start no more, let the running ones end
+            stop.set()
+            raise
     if fatal:
         raise fatal[0]

@@ -118,6 +118,15 @@ class Bucket:
         except Exception as err:
             raise self.fail(f"cannot copy s3://{self.name}/{source} to {key}", err) from None
 
+    def abort_all(self, prefix: str) -> None:
+        """Abort every multipart upload under `prefix` (for a prefix only one writer uses: see checkpoint.Lock)."""
+        try:
+            reply = self.client.list_multipart_uploads(Bucket=self.name, Prefix=prefix)
+            for upload in reply.get("Uploads", []):
+                self.client.abort_multipart_upload(Bucket=self.name, Key=upload["Key"], UploadId=upload["UploadId"])
+        except Exception:    # the endpoint is gone: the operation already reports why
+            return
+
     def abort_unfinished(self, keys: list[str], since: float) -> None:
         """Abort multipart uploads of `keys` begun by this run (a killed or failed upload leaves parts billed)."""
         after = datetime.fromtimestamp(since - 60, timezone.utc)   # a minute of slack for the server's clock

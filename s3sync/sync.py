@@ -131,10 +131,16 @@ def plan_download(path: str, local_path: Root = None, overwrite: bool = False, b
 
 
 def execute(plan: Plan, backend: str | None = None, progress: Progress = quiet) -> Result:
-    """Transfer the plan: s5cmd for the names it can take, boto3 for the rest; abort what a failed upload left."""
-    transfers, bucket, result, upload = plan.transfers, plan.bucket, plan.result, plan.upload
-    if not transfers:
-        return result
+    """Transfer the plan (see `move`)."""
+    if plan.transfers:
+        move(plan.bucket, plan.transfers, plan.upload, backend, progress, plan.result)
+    return plan.result
+
+
+def move(bucket: Bucket, transfers: list[Transfer], upload: bool, backend: str | None = None,
+         progress: Progress = quiet, result: Result | None = None) -> Result:
+    """Move `transfers`: s5cmd for the names it can take, boto3 for the rest; abort what a failed upload left."""
+    result = Result() if result is None else result
     s5 = choose_backend(backend, bucket.settings.env) == "s5cmd"
     progress(Started(len(transfers), sum(t.size for t in transfers)))
     started, mode = time.time(), new_file_mode()

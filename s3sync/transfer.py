@@ -71,11 +71,18 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class Removed:
+    """A key was deleted from the bucket (checkpoint keep, mirrored local deletes)."""
+
+    key: str
+
+
+@dataclass(frozen=True)
 class Finished:
     """No more transfers of this operation."""
 
 
-Event = Union[Started, Moved, Skipped, Finished]
+Event = Union[Started, Moved, Skipped, Removed, Finished]
 Progress = Callable[[Event], None]
 Done = Callable[[Transfer], None]
 

@@ -224,3 +224,32 @@ def test_make_monitor_passes_interval_and_delete(seaweed, tmp_path):
     assert "Uploaded ckpt/a.txt to ckpt/a.txt" in out and "Removed ckpt/gone.txt" in out, err
     assert set(seaweed.keys()) == {"ckpt/a.txt"} and "Traceback" not in err
     assert "Error 130" in err or proc.returncode != 0
+
+
+def test_a_complete_object_is_never_replaced_by_a_half_written_file(s3, backend, tmp_path):
+    old = (8 + 65536 * 3).to_bytes(8, "big") + b"o" * (65536 * 3)
+    project = tree(tmp_path / "p", {"ckpt/last.ckpt": old})
+    age(project / "ckpt")
+    status, _out, err = cli("checkpoint", "sync", "ckpt", "--every", "1", "--once", cwd=project)
+    assert status == 0 and s3.keys() == {"ckpt/last.ckpt": old}, err
+    engine = s3utils("checkpoint", "sync", "ckpt", "--every", "0.5", cwd=project)
+    rewrite = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""\
+        import sys, time
+        size = 8 + 65536 * 30
+        data = size.to_bytes(8, "big") + b"n" * (size - 8)
+        with open(sys.argv[1], "r+b") as fh:                      # the same file, rewritten in place, slowly
+            for i in range(0, len(data), 65536):
+                fh.write(data[i:i + 65536]); fh.flush(); time.sleep(0.1)
+        """), str(project / "ckpt/last.ckpt")])
+    versions = set()
+    while rewrite.poll() is None:
+        body = s3.keys().get("ckpt/last.ckpt", b"")
+        assert whole(body) and body in (old, (project / "ckpt/last.ckpt").read_bytes() if body != old else old)
+        versions.add(body[8:9])
+        time.sleep(0.1)
+    time.sleep(3)
+    engine.send_signal(signal.SIGTERM)
+    status, out, err = finish(engine)
+    assert status == 143, err
+    assert s3.keys() == {"ckpt/last.ckpt": (project / "ckpt/last.ckpt").read_bytes()}      # no temporary key left
+    assert versions == {b"o"} and "Uploaded ckpt/last.ckpt to ckpt/last.ckpt" in out

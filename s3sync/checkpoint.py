@@ -276,7 +276,7 @@ class Engine:
     def _remove_old(self, files: dict[str, tuple[Path, Stat]], remote: dict[str, ObjectInfo], outcome: Pass,
                     kept: set[str]) -> list[str]:
         gone: list[str] = []
-        if self.options.mirror_deletes:
+        if self.options.mirror_deletes and files:      # an empty or missing folder (unmounted?) deletes nothing
             gone += [k for k in remote if k not in files and not temporary(k.rsplit("/", 1)[-1])]
         if self.options.keep:
             gone += self._beyond_keep(files, remote, outcome, kept)

@@ -253,3 +253,14 @@ def test_a_complete_object_is_never_replaced_by_a_half_written_file(s3, backend,
     assert status == 143, err
     assert s3.keys() == {"ckpt/last.ckpt": (project / "ckpt/last.ckpt").read_bytes()}      # no temporary key left
     assert versions == {b"o"} and "Uploaded ckpt/last.ckpt to ckpt/last.ckpt" in out
+
+
+def test_monitor_delete_removes_nothing_when_the_folder_is_empty_or_missing(seaweed, tmp_path):
+    project = tmp_path / "p"
+    project.mkdir()
+    seaweed.put("ckpt/a.txt", b"a")
+    proc = s3utils("monitor", "ckpt", "--interval", "0.5", "--delete", cwd=project)      # no ckpt/ here yet
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGTERM)
+    status, out, err = finish(proc)
+    assert status == 143 and out == "" and seaweed.keys() == {"ckpt/a.txt": b"a"}, err

@@ -46,7 +46,7 @@ def main() -> None:
     import boto3
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        server = start_seaweedfs(work / "weed")
+        server = start_seaweedfs(work / "weed", volume_mb=64)
         try:
             client = boto3.client("s3", endpoint_url=server.url, aws_access_key_id=ACCESS_KEY,
                                   aws_secret_access_key=SECRET_KEY, region_name="us-east-1")

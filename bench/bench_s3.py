@@ -77,7 +77,7 @@ def main() -> None:
     import boto3
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        server = start_seaweedfs(tmp / "weed")
+        server = start_seaweedfs(tmp / "weed", volume_mb=64)
         url = server.url
         try:
             client = boto3.client("s3", endpoint_url=url, aws_access_key_id=ACCESS_KEY,

@@ -105,23 +105,26 @@ SEAWEED_VOLUMES = 400           # -volume.max: fixed, so the buckets it holds ne
 SEAWEED_VOLUME_MB = 8           # -master.volumeSizeLimitMB: small volumes, so the budget is small too
 
 
-def seaweedfs_command(workdir: Path, ports: dict[str, int]) -> list[str]:
+def seaweedfs_command(workdir: Path, ports: dict[str, int], volume_mb: int = SEAWEED_VOLUME_MB) -> list[str]:
     """The `weed mini` command line: one identity, telemetry always off, a fixed volume budget, all ports given."""
     weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     return [weed, "mini", "-dir", str(workdir / "data"), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1",
             "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-s3.config", str(workdir / "s3.json"),
-            f"-volume.max={SEAWEED_VOLUMES}", f"-master.volumeSizeLimitMB={SEAWEED_VOLUME_MB}",
+            f"-volume.max={SEAWEED_VOLUMES}", f"-master.volumeSizeLimitMB={volume_mb}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", *(f"-{flag}={port}" for flag, port in ports.items())]
 
 
-def start_seaweedfs(workdir: Path, wrap: Callable[[list[str]], list[str]] = lambda cmd: cmd) -> Server:
+def start_seaweedfs(workdir: Path, wrap: Callable[[list[str]], list[str]] = lambda cmd: cmd,
+                    volume_mb: int = SEAWEED_VOLUME_MB) -> Server:
     """SeaweedFS (`weed mini`, see seaweedfs_command) with its data in `workdir`; `wrap` turns the command into the
-    one to run (e.g. inside a mount namespace with a small filesystem)."""
+    one to run (e.g. inside a mount namespace with a small filesystem); benchmarks moving gigabytes take larger
+    volumes (`volume_mb`: 400 of them hold 400 x volume_mb)."""
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     (workdir / "s3.json").write_text(json.dumps({"identities": [{"name": "test", "credentials": [
         {"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}], "actions": ["Admin", "Read", "Write", "List",
                                                                           "Tagging"]}]}))
-    return start_server("seaweedfs", lambda ports: wrap(seaweedfs_command(workdir, ports)), SEAWEED_PORTS, workdir)
+    return start_server("seaweedfs", lambda ports: wrap(seaweedfs_command(workdir, ports, volume_mb)), SEAWEED_PORTS,
+                        workdir)
 
 
 def start_moto(workdir: Path) -> Server:

@@ -31,6 +31,7 @@ def test_a_job_runs_in_an_image_laid_out_the_public_toolboxs_way(tmp_path):
     (checkout / "src" / "toolbox").mkdir(parents=True)
     for name in ("__init__.py", "s3utils.py"):
         shutil.copy(ROOT / name, checkout / "src" / "toolbox" / name)
+    shutil.copytree(ROOT / "s3sync", checkout / "src" / "toolbox" / "s3sync")
     (checkout / "src" / "check.py").write_text(
         "import os, sys\nfrom toolbox.s3utils import download_s3_path\n"
         "print('remote', sys.argv[1], os.environ['PYTHONUNBUFFERED'], os.environ['PYTHONIOENCODING'],"

@@ -15,7 +15,7 @@ from types import FrameType
 from typing import IO, Any, Callable, Mapping, Sequence, TextIO
 
 from . import checkpoints, processes, results
-from .processes import _killpg, group_alive  # noqa: F401  (used below)
+from .processes import group_alive, killpg
 from .errors import RunError
 from .settings import Project, Run, RunSettings, default_of
 
@@ -191,12 +191,12 @@ class SignalGuard:
             self._forward()
         else:                                # a second signal: no more grace
             self.deadline = time.monotonic()
-            _killpg(self.pgid, signal.SIGKILL)
+            killpg(self.pgid, signal.SIGKILL)
 
     def _forward(self) -> None:
         assert self.pgid is not None and self.signum is not None
         self.deadline = time.monotonic() + self.grace
-        _killpg(self.pgid, self.signum)
+        killpg(self.pgid, self.signum)
 
     def run(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], grace: float,
             output: Callable[[bytes], None] | None = None) -> int | None:
@@ -220,7 +220,7 @@ class SignalGuard:
             code = self._wait(proc)
         finally:
             if proc.returncode is None:      # the launcher is leaving early: take the command with it
-                _killpg(proc.pid, signal.SIGKILL)
+                killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             self.pgid = None                 # from here on a signal is only recorded
             if self.deadline is not None:
@@ -242,14 +242,14 @@ class SignalGuard:
                 return proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 if self.deadline is not None and time.monotonic() >= self.deadline:
-                    _killpg(proc.pid, signal.SIGKILL)
+                    killpg(proc.pid, signal.SIGKILL)
 
     def _end_group(self, pgid: int) -> None:
         """The leader is gone; its group's other processes get the rest of the grace, then SIGKILL."""
         assert self.deadline is not None
         while group_alive(pgid) and time.monotonic() < self.deadline:
             time.sleep(POLL_SECONDS)
-        _killpg(pgid, signal.SIGKILL)
+        killpg(pgid, signal.SIGKILL)
         give_up = time.monotonic() + KILL_WAIT_SECONDS
         while group_alive(pgid) and time.monotonic() < give_up:
             time.sleep(POLL_SECONDS / 5)

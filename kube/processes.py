@@ -13,7 +13,7 @@ END_WAIT_SECONDS = 2.0          # what a leftover gets between SIGTERM and SIGKI
 _adopting = False
 
 
-def _killpg(pgid: int, signum: int) -> None:
+def killpg(pgid: int, signum: int) -> None:
     """Signal a whole process group; one that is already gone is fine."""
     try:
         os.killpg(pgid, signum)
@@ -77,13 +77,13 @@ def end_leftovers(pgid: int) -> None:
     orphans = _orphans() if _adopting else []
     if not group_alive(pgid) and not orphans:
         return
-    _killpg(pgid, signal.SIGTERM)
+    killpg(pgid, signal.SIGTERM)
     for pid in orphans:
         _kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + END_WAIT_SECONDS
     while time.monotonic() < deadline and (group_alive(pgid) or _reap(orphans)):
         time.sleep(0.05)
-    _killpg(pgid, signal.SIGKILL)
+    killpg(pgid, signal.SIGKILL)
     for pid in orphans:
         _kill(pid, signal.SIGKILL)
     _reap(orphans, block=True)

@@ -40,10 +40,10 @@ def _set_annotations(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _runs(args: argparse.Namespace):
-    from kube import grid
+    from kube import grid, stages
     cfg = _config(args)
     selection = grid.Selection.parse(getattr(args, "only", None))
-    return cfg, selection, grid.build_runs(cfg, selection)
+    return cfg, selection, stages.pick(grid.build_runs(cfg, selection), getattr(args, "stage", None))
 
 
 # --- local side ------------------------------------------------------------------------------------------------
@@ -123,10 +123,10 @@ def _provenance(project: Any, warn: bool):
 
 
 def cmd_dryrun(args: argparse.Namespace) -> int:
-    from kube import operations, present
+    from kube import operations, present, stages
     cfg, _, runs = _runs(args)
-    rendered = operations.render_grid(runs, cfg.project, {**_provenance(cfg.project, False).annotations(),
-                                                          **_set_annotations(args)})
+    rendered = operations.render_grid(stages.flatten(runs), cfg.project,
+                                      {**_provenance(cfg.project, False).annotations(), **_set_annotations(args)})
     text = operations.stream_text(rendered.objects, rendered.jobs)
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -137,13 +137,15 @@ def cmd_dryrun(args: argparse.Namespace) -> int:
 
 def cmd_job(args: argparse.Namespace) -> int:
     """Select the cells (their states from one list when only=failed|missing), render once, submit."""
-    from kube import operations, present
+    from kube import operations, pipeline_cli, present, stages
     if args.smoke and cmd_smoke(args) != 0:
         err("The grid was not launched.")
         return 1
     cfg, selection, runs = _runs(args)
     project = cfg.project
     annotations = {**_provenance(project, True).annotations(), **_set_annotations(args)}
+    if args.wait or stages.staged(runs):          # a pipeline: kube/pipeline_cli.py
+        return pipeline_cli.job(args, cfg, selection, runs, annotations)
     rendered = operations.render_grid(runs, project, annotations) if not selection.states else None
     gw = operations.gateway(project, _retrying)
     existing = operations.existing_jobs(gw, project)
@@ -169,7 +171,7 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    from kube import grid, operations, present
+    from kube import grid, operations, present, stages
     from kube.errors import UsageError
     cfg = _config(args)
     selection = grid.Selection.parse(args.only)
@@ -178,7 +180,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     if not runs:
         raise UsageError("smoke: no combination selected")
     gw = operations.gateway(cfg.project, _retrying)
-    result = operations.smoke(gw, runs[0], args.timeout, args.poll,
+    result = operations.smoke(gw, stages.units(runs[0])[0], args.timeout, args.poll,      # a pipeline: its first stage
                               started=lambda run: out(f"job.batch/{run.name} created (smoke test of {run.model} x "
                                                       f"{run.dataset}); waiting..."))
     out(present.smoke_text(result, args.timeout), end="")
@@ -194,9 +196,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from kube import grid, observe, operations, present, status
+    from kube import observe, operations, pipeline_cli, present, status
     cfg = _config(args)
-    name = grid.resolve_name(cfg, args.name)
+    name = pipeline_cli.log_name(cfg, args.name, args.stage)
     gw = operations.gateway(cfg.project, _retrying)
     pod = observe.cell_pod(gw, cfg.project, name)
     failed = (pod.get("status") or {}).get("phase") == "Failed"
@@ -324,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "'model.NAME.gpu_count=2', '~key' (Hydra's basic override grammar)")
     wait = argparse.ArgumentParser(add_help=False)
     wait.add_argument("--timeout", type=float, default=1800, help="smoke: seconds to wait (default 1800)")
-    wait.add_argument("--poll", type=float, default=5, help="smoke: seconds between checks (default 5)")
+    wait.add_argument("--poll", type=float, default=5, help="smoke, job --wait: seconds between checks (default 5)")
     parser = argparse.ArgumentParser(
         prog="launch.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Kube Toolbox: run the grid of config/launch.yaml here or as Kubernetes Jobs.\n"
@@ -384,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p = add("clean-jobs", cmd_delete, "delete your failed jobs of this project, after confirmation", [base])
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    from kube.pipeline_cli import add_arguments
+    add_arguments(sub.choices)                    # --stage, --wait: pipelines
     return parser
 
 

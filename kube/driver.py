@@ -181,14 +181,17 @@ def _create(gw: Gateway, job: Rendered) -> tuple[EventKind, str]:
 def follow(gw: Gateway, project: Project, cells: Sequence[Run], jobs: Mapping[str, Rendered], poll: float,
            report: Callable[[Event], None] | None = None, first_sleep: bool = False,
            sleep: Callable[[float], None] = time.sleep) -> FollowReport:
-    """Until every cell has completed or stopped: one list of the user's Jobs, the next stage of each cell whose
-    stage completed created, then `poll` seconds of sleep. Never replaces a Job; safe to stop and start again."""
+    """Until every cell has completed or stopped, every `poll` seconds (or at once when a poll took longer): one
+    list of the user's Jobs, then the next stage of each cell whose stage completed created. Never replaces a Job;
+    safe to stop and start again."""
     result = FollowReport()
     told: set[str] = set()
     refused: set[str] = set()                               # stages the API server refused for good
+    due = time.monotonic() + (poll if first_sleep else 0)
     while True:
-        if first_sleep or result.polls:
-            sleep(poll)
+        if due > time.monotonic():
+            sleep(due - time.monotonic())
+        due = time.monotonic() + poll
         before = gw.calls
         listed = list_jobs(gw, project)
         steps = [step(cell, listed, follow=True) for cell in cells]

@@ -278,3 +278,33 @@ def test_driver_in_the_cluster_holds_only_the_verbs_it_uses_and_goes_with_make_d
     code, out, _ = run(pipeline, "delete", "--yes")
     assert code == 0 and f"job.batch/{name} deleted" in out
     assert {k: kube.objects(k) for k in KINDS} == {k: [] for k in KINDS}
+
+
+def test_a_bad_stage_is_refused_before_any_api_call(pipeline, kube):
+    launch = pipeline / "config" / "launch.yaml"
+    launch.write_text(launch.read_text().replace("name: eval", "name: Eval"))
+    code, out, err = run(pipeline, "job", "--wait")
+    assert code == 2 and out == "" and kube.requests() == []
+    assert err == ("error: config/launch.yaml: model.m.stages[2].name: expected a stage name of lowercase letters, "
+                   "digits and '-' (at most 20), got 'Eval'\n")
+
+
+def test_wait_follows_a_grid_without_stages_under_its_usual_names(project, kube):
+    """A model without stages is one stage: `wait=1` follows its Jobs, named and labelled as always."""
+    import threading
+
+    def controller() -> None:
+        jobs = wait_for(lambda: kube.objects("jobs") if len(kube.objects("jobs")) == 4 else None)
+        for i, job in enumerate(sorted(jobs, key=lambda j: j["metadata"]["name"])):
+            finish(kube, job, ok=i != 0)
+    thread = threading.Thread(target=controller)
+    thread.start()
+    code, out, _ = run(project, "job", "--wait", "--poll", "0.1")
+    thread.join()
+    names = sorted(j["metadata"]["name"] for j in kube.objects("jobs"))
+    assert code == 1 and "4 jobs" not in out and "4 cells: 4 created, 0 failed" in out
+    assert f"{names[0]} stopped: its Job failed (BackoffLimitExceeded)" in out
+    assert "Followed 4 cells: 3 completed, 1 stopped" in out
+    from tests.helpers import job_names
+    assert names == sorted(job_names(project))
+    assert all("stage" not in j["metadata"]["labels"] for j in kube.objects("jobs"))

@@ -7,14 +7,10 @@ import dataclasses
 import sys
 from typing import TYPE_CHECKING, Any, Mapping
 
-from . import grid, stages
-from .config import Config
-from .errors import UsageError
-from .present import plural, safe
-from .settings import Run
-
-if TYPE_CHECKING:                  # the cluster modules are imported by the cluster commands only
-    from . import driver, operations
+if TYPE_CHECKING:              # imported where used: `add_arguments` runs before any package but the standard library
+    from . import driver, grid, operations
+    from .config import Config
+    from .settings import Run
 
 STAGE_COMMANDS = ("local", "dryrun", "job", "logs")
 
@@ -45,6 +41,7 @@ def _retrying(message: str) -> None:
 
 def log_name(cfg: Config, name: str, stage: str | None) -> str:
     """`make logs name=CELL stage=NAME`: the Job of that stage of the cell (without stage: the cell's name)."""
+    from . import grid, stages
     cell = grid.resolve_name(cfg, name)
     return stages.stage_job(grid.build_runs(cfg, f"name={cell}"), cell, stage) if stage else cell
 
@@ -58,6 +55,7 @@ def _report_start(item: operations.JobResult) -> None:
 
 
 def _report_follow(event: driver.Event) -> None:
+    from .present import plural, safe
     s = event.step
     where = f" (stage {s.where} of {s.cell.name})" if s.where else ""
     if event.kind in ("created", "exists"):
@@ -74,7 +72,9 @@ def _report_follow(event: driver.Event) -> None:
 def job(args: Any, cfg: Config, selection: grid.Selection, runs: list[Run], annotations: Mapping[str, str]) -> int:
     """`make job` of a pipeline: submit what is ready, start the driver Job (`driver: cluster`), and with
     `wait` (or in the driver's pod, `follow_only`) follow the cells until each has completed or stopped."""
-    from . import driver, driver_job, operations
+    from . import driver, driver_job, grid, operations, stages
+    from .errors import UsageError
+    from .present import plural
     if args.follow_only:
         project = driver_job.pod_dotenv(cfg.project)
         if project is not cfg.project:

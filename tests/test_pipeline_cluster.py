@@ -308,3 +308,15 @@ def test_wait_follows_a_grid_without_stages_under_its_usual_names(project, kube)
     from tests.helpers import job_names
     assert names == sorted(job_names(project))
     assert all("stage" not in j["metadata"]["labels"] for j in kube.objects("jobs"))
+
+
+def test_overwrite_starts_a_cell_again_from_its_first_stage(pipeline, kube):
+    run(pipeline, "job", "--only", "dataset=data1 seed=1")
+    [(cell, fetch)] = stage_jobs(kube, "fetch").items()
+    finish(kube, fetch)
+    run(pipeline, "job", "--only", "dataset=data1 seed=1")
+    assert list(stage_jobs(kube, "train")) == [cell]
+    code, out, _ = run(pipeline, "job", "--only", "dataset=data1 seed=1", "--overwrite")
+    assert code == 0 and "the cell starts again from its first stage (overwrite)" in out and "1 replaced" in out
+    assert stage_jobs(kube, "train") == {} and stage_jobs(kube, "fetch")[cell]["metadata"]["uid"] != \
+        fetch["metadata"]["uid"]

@@ -3,7 +3,7 @@
 # Arguments: only='model=a dataset=d lr=0.1'  set='lr=0.1,0.01 model.m.gpu_count=2'  overwrite=true  yes=1
 #            pod=NAME  file=PATH  keep_going=false  format=table|csv|json|markdown  sort=COLUMN  best=METRIC:min
 #            group=HPARAM  metric=METRIC  name=JOB  follow=1  tail=N  json=1  smoke=1  index=N  port=N
-#            local_path=DIR  extras=NAMES  interval=SECONDS  delete=1
+#            local_path=DIR  extras=NAMES  interval=SECONDS  delete=1  stage=NAME  wait=1
 # PYTHON     the interpreter that runs the toolbox (default: python3, the first on PATH). It needs the packages
 #            `make setup` installs, so use the project's environment: activate it, or set PYTHON=.venv/bin/python
 #            on the command line or once in project.mk.
@@ -28,9 +28,10 @@ KT_BOOL = $(call KT_OPT,$(1),$(2))
 KT_ONLY = $(call KT_OPT,only,--only)
 KT_SET = $(call KT_OPT,set,--set)
 KT_ARGS := only set overwrite yes pod file name follow tail json smoke index port local_path keep_going extras \
-	format sort best group metric interval delete
+	format sort best group metric interval delete stage wait
 # Command-line variables are exported to recipes, and exporting expands them: not these (they are data).
 unexport $(KT_ARGS)
+KT_STAGE = $(call KT_OPT,stage,--stage)
 .DEFAULT_GOAL := help
 .PHONY: help setup local local-dryrun local-first runs print-config results report job status logs forward smoke dryrun pod \
 	pod-dryrun copy delete delete_job delete_pod clean_jobs upload up download down remove rm list ls find fd \
@@ -54,10 +55,10 @@ setup: ## install the toolbox's packages into the project's Python environment; 
 	@$(PYTHON) '$(KT_TOOLBOX)/kube/bootstrap.py' install --root . $(call KT_OPT,extras,--extras)
 
 local: ## run every selected combination here, in sequence (keep_going=false stops at the first failure)
-	@$(KT_LAUNCH) local $(KT_ONLY) $(KT_SET) $(call KT_BOOL,keep_going,--keep-going)
+	@$(KT_LAUNCH) local $(KT_ONLY) $(KT_SET) $(KT_STAGE) $(call KT_BOOL,keep_going,--keep-going)
 
 local-dryrun: ## print the local commands, run nothing
-	@$(KT_LAUNCH) local --dry-run $(KT_ONLY) $(KT_SET)
+	@$(KT_LAUNCH) local --dry-run $(KT_ONLY) $(KT_SET) $(KT_STAGE)
 
 local-first: ## run only the first selected combination here
 	@$(KT_LAUNCH) local --first $(KT_ONLY) $(KT_SET)
@@ -76,17 +77,18 @@ results: ## the metrics of the selected cells as one table (format=csv|json|mark
 report: ## write build/report.html: states, a grid per model x dataset (metric=NAME colours it), the results
 	@$(KT_LAUNCH) report $(KT_ONLY) $(KT_SET) $(call KT_OPT,metric,--metric)
 
-job: ## one Kubernetes Job per combination (overwrite=true replaces running ones; only=failed|missing; smoke=1)
-	@$(KT_LAUNCH) job $(KT_ONLY) $(KT_SET) $(call KT_BOOL,overwrite,--overwrite) $(call KT_BOOL,smoke,--smoke)
+job: ## one Kubernetes Job per combination (overwrite=true replaces running ones; only=failed|missing; smoke=1; wait=1)
+	@$(KT_LAUNCH) job $(KT_ONLY) $(KT_SET) $(call KT_BOOL,overwrite,--overwrite) $(call KT_BOOL,smoke,--smoke) \
+		$(KT_STAGE) $(call KT_BOOL,wait,--wait)
 
 status: ## state, age, node, GPU and reason of every cell (json=1 for scripts)
 	@$(KT_LAUNCH) status $(KT_ONLY) $(KT_SET) $(call KT_BOOL,json,--json)
 
 KT_USAGE_LOGS := usage: make logs name=JOB (a job name; or name='model=a dataset=d'; follow=1 streams; tail=N)
-logs: ## logs of one cell: name=JOB or name='model=a dataset=d' (follow=1 streams, tail=N)
+logs: ## logs of one cell: name=JOB or name='model=a dataset=d' (follow=1 streams, tail=N, stage=NAME)
 	@$(if $(value name),,$(error $(KT_USAGE_LOGS)))
 	@$(KT_LAUNCH) logs $(call KT_OPT,name,--name) $(call KT_BOOL,follow,--follow) \
-		$(call KT_OPT,tail,--tail)
+		$(call KT_OPT,tail,--tail) $(KT_STAGE)
 
 KT_USAGE_FORWARD := usage: make forward name=JOB (a job name or name='model=a dataset=d'; port=N for the local port)
 forward: ## port-forward to the server: sidecar of one cell: name=JOB (port=N, local port)
@@ -97,7 +99,7 @@ smoke: ## run the first combination as a Job with the smoke: overrides, wait, re
 	@$(KT_LAUNCH) smoke $(KT_ONLY) $(KT_SET)
 
 dryrun: ## print every Job manifest, contact no cluster (also written to build/jobs.yaml)
-	@$(KT_LAUNCH) dryrun $(KT_ONLY) $(KT_SET)
+	@$(KT_LAUNCH) dryrun $(KT_ONLY) $(KT_SET) $(KT_STAGE)
 
 pod: ## start the interactive pod (pod=NAME to name it)
 	@$(KT_LAUNCH) pod $(call KT_OPT,pod,--name)

@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "'model.NAME.gpu_count=2', '~key' (Hydra's basic override grammar)")
     wait = argparse.ArgumentParser(add_help=False)
     wait.add_argument("--timeout", type=float, default=1800, help="smoke: seconds to wait (default 1800)")
-    wait.add_argument("--poll", type=float, default=5, help="smoke: seconds between checks (default 5)")
+    wait.add_argument("--poll", type=float, default=5, help="smoke, job --wait: seconds between checks (default 5)")
     parser = argparse.ArgumentParser(
         prog="launch.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Kube Toolbox: run the grid of config/launch.yaml here or as Kubernetes Jobs.\n"
@@ -163,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", **FLAG, help="do not ask for confirmation")
     p = add("clean-jobs", cluster_cli.cmd_delete, "delete your failed jobs of this project, after confirmation", [base])
     p.add_argument("--yes", **FLAG, help="do not ask for confirmation")
+    from kube.pipeline_cli import add_arguments
+    add_arguments(sub.choices)                    # --stage, --wait: pipelines
     return parser
 
 

@@ -34,10 +34,10 @@ def set_annotations(args: Any) -> dict[str, str]:
 
 def runs_of(args: Any) -> tuple[Any, Any, list]:
     """(config, selection, the selected runs) of a grid command."""
-    from . import grid
+    from . import grid, stages
     cfg = config_of(args)
     selection = grid.Selection.parse(getattr(args, "only", None))
-    return cfg, selection, grid.build_runs(cfg, selection)
+    return cfg, selection, stages.pick(grid.build_runs(cfg, selection), getattr(args, "stage", None))
 
 
 TRUE, FALSE = ("true", "yes", "y", "on", "1"), ("false", "no", "n", "off", "0")

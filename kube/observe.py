@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from . import objects, provenance, status, workloads
+from . import objects, ownership, provenance, stages, status, workloads
 from .cluster import Gateway
 from .errors import ClusterError, NotFound
 from .ownership import require_owned, selector
@@ -58,8 +58,9 @@ def collect_status(gw: Gateway, project: Project, runs: Sequence[Run]) -> Status
         found_pods = pods.result()
         events = pod_events(gw, found_pods)
         head = provenance.read(project.root).commit
-        cells, orphans = status.cells(runs, jobs.result(), found_pods, events, gpus.result(), head)
-    return StatusReport(cells, orphans, gw.calls)
+        found_jobs = [j for j in jobs.result() if not ownership.is_driver(j)]      # a pipeline's driver: no cell
+        cells, orphans = status.cells(stages.flatten(runs), found_jobs, found_pods, events, gpus.result(), head)
+    return StatusReport(stages.fold(runs, cells), orphans, gw.calls)
 
 
 def cell_pod(gw: Gateway, project: Project, name: str) -> dict:
@@ -71,10 +72,14 @@ def cell_pod(gw: Gateway, project: Project, name: str) -> dict:
         job = None
     index = None
     if job is None:
-        held = workloads.holders(gw.list("Job", selector(project))).get(workloads.cell_id(name))
-        if not held:
+        listed = gw.list("Job", selector(project))
+        cid = workloads.cell_id(name)              # a packed or array Job holding it, else its newest stage's
+        held = workloads.holders(listed).get(cid)
+        staged = [j for j in listed if objects.labels(j).get(ownership.CELL) == cid]
+        if not held and not staged:
             raise ClusterError(f"job '{name}' not found (not submitted, or deleted)", 404)
-        job, index = status.newest(held, lambda h: h[0]["metadata"])
+        job, index = status.newest(held, lambda h: h[0]["metadata"]) if held else \
+            (max(staged, key=lambda j: (objects.created(j), status.job_state(j)[0] != "succeeded")), None)
     require_owned(job, project, f"Job '{job['metadata']['name']}'")
     job_name, uid = job["metadata"]["name"], job["metadata"].get("uid")
     pods = [p for p in gw.list("Pod", f"job-name={job_name}")

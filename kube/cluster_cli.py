@@ -86,6 +86,9 @@ def cmd_status(args: Any) -> int:
     cfg, _, runs = runs_of(args)
     report = observe.collect_status(operations.gateway(cfg.project, _retrying), cfg.project, runs)
     out(present.status_report(report.cells, report.orphans, report.calls, args.json), end="")
+    if getattr(args, "checkpoints", False) and not args.json:
+        from . import checkpoint_status
+        out(present.checkpoint_lines(checkpoint_status.newest(cfg.project, runs)), end="")
     return 0
 
 

@@ -156,3 +156,11 @@ def smoke_text(result: Any, timeout: float) -> str:
             text += "Last log lines:\n" + result.log_tail + ("" if result.log_tail.endswith("\n") else "\n")
         return text
     return f"Smoke test still {result.state} after {timeout:g} s: {safe(result.reason or 'no reason given')}\n"
+
+
+def checkpoint_lines(found: Sequence[Any]) -> str:
+    """`make status checkpoints=1`: each checkpointed cell's newest checkpoint in the bucket, or none yet."""
+    rows = [("NAME", "NEWEST CHECKPOINT", "AT")]
+    for item in found:
+        rows.append((item.cell, item.key or "-", item.time.strftime("%Y-%m-%d %H:%M:%S") if item.time else "-"))
+    return "\nCheckpoints in the bucket:\n" + columns(rows)

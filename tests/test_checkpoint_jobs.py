@@ -185,3 +185,21 @@ def test_status_counts_restarts_after_a_disruption_or_a_requeue(project, kube):
     assert cell["state"] == "running" and cell["restarts"] == 2
     code, out, _ = run(project, "status")
     assert "running (2 restarts)" in next(line for line in out.splitlines() if name in line)
+
+
+def test_status_shows_the_newest_checkpoint_of_each_cell(project, kube, seaweed):
+    launch_yaml = project / "config" / "launch.yaml"
+    launch_yaml.write_text("checkpoint: ckpt\n" + launch_yaml.read_text())
+    (project / ".env").write_text("")                                  # the bucket comes from the environment
+    run(project, "job")
+    names = sorted(j["metadata"]["name"] for j in kube.objects("jobs"))
+    seaweed.put(f"ckpt/{names[0]}/step_1/model.bin", b"1")
+    time.sleep(1.1)
+    seaweed.put(f"ckpt/{names[0]}/step_2/model.bin", b"2")
+    seaweed.put(f"ckpt/{names[1]}/step_9/model.bin", b"9")
+    code, out, err = run(project, "status", "--checkpoints")
+    assert code == 0, err
+    section = out[out.index("Checkpoints in the bucket:"):].splitlines()
+    row = {line.split()[0]: line.split()[1] for line in section[2:]}
+    assert row[names[0]] == f"ckpt/{names[0]}/step_2/model.bin" and row[names[1]] == f"ckpt/{names[1]}/step_9/model.bin"
+    assert row[names[2]] == "-" and len(row) == 4

@@ -62,10 +62,14 @@ def cmd_print_config(args: argparse.Namespace) -> int:
 
 def cmd_results(args: argparse.Namespace) -> int:
     """The metrics of the selected cells, gathered from their results folders into one table."""
-    from kube import results, tables
+    from kube import remote_results, results, tables
     tables.check_format(args.format)
-    _, _, runs = _runs(args)
-    rows, problems = results.collect(runs)
+    cfg, _, runs = _runs(args)
+    fetched, problems = remote_results.fetch_missing(cfg.project, runs)   # cluster cells: from the bucket
+    if fetched:
+        err(f"# {fetched} result files of cluster runs fetched from the bucket")
+    rows, more = results.collect(runs)
+    problems += more
     for problem in problems:
         err(f"warning: {problem}")
     out(tables.render(results.arrange(rows, args.sort, args.best, args.group), args.format), end="")

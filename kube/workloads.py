@@ -15,7 +15,7 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
-from . import checkpoints, ownership
+from . import checkpoints, ownership, remote_results
 from .errors import ConfigError
 from .results import shell_export
 from .naming import sanitize
@@ -130,13 +130,27 @@ def _share_parallelism(planned: list[Workload]) -> list[Workload]:
     return out
 
 
+def forwarding(command: str) -> str:
+    """The command in a process group of its own, with SIGTERM/SIGINT passed on to all of it: the container's
+    first process (this shell) gets the kubelet's SIGTERM on preemption, eviction or a deadline, and as PID 1 it
+    would otherwise ignore it, leaving the command no chance to save before SIGKILL. Its status ends up in
+    $kube_toolbox_status."""
+    return ("set -m\n(\n" + command + "\n) &\nkube_toolbox_pid=$!\nset +m\n"
+            "trap 'kill -TERM -- -\"$kube_toolbox_pid\" 2>/dev/null' TERM INT\n"
+            "wait \"$kube_toolbox_pid\"; kube_toolbox_status=$?\n"
+            "while kill -0 \"$kube_toolbox_pid\" 2>/dev/null; do wait \"$kube_toolbox_pid\"; kube_toolbox_status=$?; done\n"
+            "trap - TERM INT\n")
+
+
 def unit_script(unit: Sequence[Run]) -> str:
     """What one pod runs for one unit: the command itself, or every packed cell at once, prefixed by name.
 
     Each cell's command first gets its results folder as `$RESULTS_DIR` (kube/results.py).
     """
     if len(unit) == 1:
-        return shell_export(unit[0]) + checkpoints.restore_lines(unit[0]) + unit[0].remote_command + "\n"
+        run = unit[0]
+        return (shell_export(run) + checkpoints.restore_lines(run) + forwarding(run.remote_command) +
+                remote_results.upload_lines(run) + "exit \"$kube_toolbox_status\"\n")
     lines = ["kube_toolbox_prefix() { while IFS= read -r line || [ -n \"$line\" ]; do "
              "printf '[%s] %s\\n' \"$1\" \"$line\"; done; }"]
     for i, run in enumerate(unit):

@@ -256,7 +256,8 @@ def test_driver_in_the_cluster_holds_only_the_verbs_it_uses_and_goes_with_make_d
     env = {**os.environ, **{e["name"]: e["value"] for e in pod["containers"][0]["env"] if "value" in e}}
     [secret] = kube.objects("secrets")
     env.update({k: base64.b64decode(v).decode() for k, v in secret["data"].items()})
-    words = shlex.split(pod["containers"][0]["command"][2].strip().splitlines()[-1])
+    words = shlex.split(next(line for line in pod["containers"][0]["command"][2].splitlines()
+                             if line.startswith("python src/toolbox/launch.py")))
     assert words[:7] == ["python", "src/toolbox/launch.py", "job", "--wait", "--follow-only", "--poll", "1"]
     configmaps = len(kube.objects("configmaps"))
     kube.clear_requests()

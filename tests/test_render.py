@@ -43,7 +43,8 @@ def test_quickstart_jobs_and_pod_validate(tmp_path):
         assert job["spec"]["template"]["metadata"]["labels"]["project"] == "example"
         assert job["spec"]["backoffLimit"] == 0
         assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
-        assert container(job)["command"][2].endswith(run.remote_command + "\n")
+        script = container(job)["command"][2]
+        assert "\n(\n" + run.remote_command + "\n) &\n" in script and script.endswith('exit "$kube_toolbox_status"\n')
         assert "affinity" not in job["spec"]["template"]["spec"]
     pod = render.render_pod(cfg.project, cfg.base_settings)[0].manifest
     validate_manifest(pod)
@@ -200,8 +201,9 @@ def test_startup_script_replaced_by_setting(tmp_path):
     make_project(tmp_path, "startup_script: source /opt/env.sh\nmodel: {m: {command: echo hi}}\ndataset: {d: {}}\n")
     job = job_of(tmp_path)
     script = container(job)["command"][2]
-    assert script == (f"source /opt/env.sh\nexport RESULTS_DIR=\"$PWD\"/results/{job['metadata']['name']}; "
-                      f"mkdir -p \"$RESULTS_DIR\" 2>/dev/null || true\necho hi\n")
+    assert script.startswith(f"source /opt/env.sh\nexport RESULTS_DIR=\"$PWD\"/results/{job['metadata']['name']}; "
+                             f"mkdir -p \"$RESULTS_DIR\" 2>/dev/null || true\nset -m\n(\necho hi\n) &\n")
+    assert "git " not in script and "conda" not in script            # nothing of the default startup
 
 
 def test_default_startup_pulls_and_activates(tmp_path):

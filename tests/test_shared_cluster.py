@@ -126,7 +126,7 @@ def test_array_mode_is_one_indexed_job_with_its_cells_in_a_configmap():
         scripts = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}
     assert sorted(scripts) == sorted([f"{i}.sh" for i in range(6)] + [f"{i}.cell" for i in range(6)])
     assert scripts["4.cell"] == runs[4].name                         # which cell an index runs
-    assert scripts["4.sh"].endswith("python train.py --seed 4\n")
+    assert "\npython train.py --seed 4\n) &\n" in scripts["4.sh"]
     assert {"name": "cells", "configMap": {"name": cm["metadata"]["name"]}} in pod_of(job)["volumes"]
 
 
@@ -259,7 +259,7 @@ COMPAT = {
     "shared-fraction": ({"shared": 0.5, "model": {"m": {"command": "e <s>", "hparam": {"s": [1, 2, 3, 4]}}}},
                         lambda j: j["metadata"]["annotations"][workloads.ANNOTATION_CELLS].count("+") == 1),
     "extra-startup": ({"extra_startup_script": "source /opt/env.sh"},
-                      lambda j: re.search(r"source /opt/env\.sh\nexport RESULTS_DIR=[^\n]*\necho hi\n$",
+                      lambda j: re.search(r"source /opt/env\.sh\nexport RESULTS_DIR=[^\n]*\nset -m\n\(\necho hi\n\) &",
                                           pod_of(j)["containers"][0]["command"][2])),
 }
 

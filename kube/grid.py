@@ -5,7 +5,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from . import command, ownership, search
+from . import command, multinode, ownership, search
 from .config import (FIELD_KINDS, LAUNCH_FILE, Config, ModelEntry, check_field, merge_levels,
                      resolve_settings)
 from .errors import ConfigError, UsageError
@@ -143,7 +143,8 @@ class _Builder:
         # `<fn>` reads the hidden hparam `_fn` too (the reference's example), unless `fn` itself exists.
         values = {**builtins, **{k[1:]: v for k, v in hparams.items() if k.startswith("_")}, **hparams}
         settings = self.settings(model, dataset, {**values, "name": ""} if "name" not in values else values, hparams)
-        name = run_name(settings.prefix, project.project_name, model, dataset, name_parts, hparams, project.user)
+        name = run_name(settings.prefix, project.project_name, model, dataset, name_parts, hparams, project.user,
+                        multinode.name_limit(settings))     # a cell on several nodes leaves room for its pods
         if "name" not in values and any("<name>" in str(v) for v in config.models[model].fields.values()):
             settings = self.settings(model, dataset, {**values, "name": name}, hparams)    # `<name>` in env, image
         if "name" in filters and name not in filters["name"]:

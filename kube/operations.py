@@ -65,7 +65,8 @@ def stream_text(objects: Sequence[Mapping[str, Any]], workloads: Sequence[Render
     """The multi-document stream `kubectl create -f -` reads: Secrets are named in a comment, never printed."""
     notes = [f"# Secret {o['metadata']['name']} (the .env values) is not printed: `make job` creates it; "
              f"to apply this stream yourself, create it first\n" for o in objects if o["kind"] == "Secret"]
-    docs = [render.document(o) for o in objects if o["kind"] != "Secret"] + [w.text for w in workloads]
+    docs = [render.document(o) for o in objects if o["kind"] != "Secret"] + \
+        [text for w in workloads for text in (w.text, *w.companions)]
     return "".join(notes) + "---\n".join(docs)
 
 

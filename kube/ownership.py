@@ -69,3 +69,25 @@ def pod_name(project: Project, name: str | None = None) -> str:
     if name:
         return name
     return sanitize(f"{user_part(project)}-{project.project_name}-interactive-pod")[:63].rstrip("-")
+
+
+# --- a cell on several nodes (kube/multinode.py) ------------------------------------------------------------------
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"            # set by the API server on every Job's pods
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+
+
+def service_name(job: str) -> str:
+    """The headless Service of a cell on several nodes: the Job's own name (a Service's starts with a letter)."""
+    return job if job[:1].isalpha() else f"n{job}"
+
+
+def node_selector(job: str, uid: str | None = None) -> dict[str, str]:
+    """The pods of one cell's Job: by its name, and once it exists by its uid (never an earlier Job's pods)."""
+    return {JOB_NAME_LABEL: job, **({JOB_UID_LABEL: uid} if uid else {})}
+
+
+def owner_reference(obj: Mapping[str, Any]) -> dict[str, str]:
+    """What makes an object a dependent of `obj`: the garbage collector deletes it with `obj`."""
+    meta = obj["metadata"]
+    return {"apiVersion": obj.get("apiVersion", "batch/v1"), "kind": obj.get("kind", "Job"), "name": meta["name"],
+            "uid": meta["uid"]}

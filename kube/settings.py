@@ -8,7 +8,7 @@ from typing import Any, Literal, Mapping
 # The kinds of value a setting takes; kube/config.py holds the one check per kind.
 Kind = Literal["str", "opt_str", "port", "count", "opt_count", "positive", "nonneg", "ratio", "seconds",
                "bool", "duration", "str_list", "str_map", "env_map", "volume_map", "file_list", "secret_refs",
-               "server", "shared", "folder"]
+               "server", "shared", "folder", "positive_count", "timeout", "engine"]
 
 
 
@@ -98,6 +98,12 @@ class RunSettings:
                                                                "the command (e.g. TensorBoard), `make forward`")
     shared: int = setting(1, "shared", "cells packed per Job, run at once on the same GPUs (1: one cell a Job; "
                                        "a fraction f packs 1/f)")
+    nodes: int = setting(1, "positive_count", "nodes a cell runs on (`gpu_count`, `cpu_count`, `memory` are per "
+                                              "node): [multi-node.md](multi-node.md)")
+    master_port: int = setting(29500, "port", "`MASTER_PORT` of a cell on several nodes")
+    rendezvous_timeout: int = setting(600, "timeout", "how long a node waits for node 0's address: `10m` or "
+                                                      "seconds")
+    engine: str = setting("job", "engine", "`job`, or `pytorchjob` where Kubeflow's PyTorchJob is installed")
     pod_max_gpu: int = setting(2, "count", "at most this many GPUs for the interactive pod")
     pod_max_cpu: float = setting(16, "positive", "at most this many CPUs for the interactive pod")
     pod_max_memory: float = setting(32, "positive", "at most this much memory (GiB) for the interactive pod")

@@ -2,7 +2,7 @@
 #
 # Arguments: only='model=a dataset=d lr=0.1'  set='lr=0.1,0.01 model.m.gpu_count=2'  overwrite=true  yes=1
 #            pod=NAME  file=PATH  keep_going=false  format=table|csv|json|markdown  sort=COLUMN  best=METRIC:min
-#            group=HPARAM  metric=METRIC  name=JOB  follow=1  tail=N  json=1  smoke=1  index=N  port=N
+#            group=HPARAM  metric=METRIC  name=JOB  follow=1  tail=N  node=K  json=1  smoke=1  index=N  port=N
 #            local_path=DIR  extras=NAMES
 # PYTHON     the interpreter that runs the toolbox (default: python3, the first on PATH). It needs the packages
 #            `make setup` installs, so use the project's environment: activate it, or set PYTHON=.venv/bin/python
@@ -24,7 +24,7 @@ KT_ONLY = $(if $(only),--only $(call KT_Q,$(only)))
 KT_SET = $(if $(set),--set $(call KT_Q,$(set)))
 KT_TRUE = $(filter true 1 yes,$(1))
 KT_ARGS := only set overwrite yes pod file name follow tail json smoke index port local_path keep_going extras \
-	format sort best group metric
+	format sort best group metric node
 .DEFAULT_GOAL := help
 .PHONY: help setup local local-dryrun local-first runs print-config results report job status logs forward smoke dryrun pod \
 	pod-dryrun copy delete delete_job delete_pod clean_jobs upload up download down remove rm list ls find fd \
@@ -76,11 +76,11 @@ job: ## one Kubernetes Job per combination (overwrite=true replaces running ones
 status: ## state, age, node, GPU and reason of every cell (json=1 for scripts)
 	@$(KT_LAUNCH) status $(KT_ONLY) $(KT_SET) $(if $(call KT_TRUE,$(json)),--json)
 
-KT_USAGE_LOGS := usage: make logs name=JOB (a job name; or name='model=a dataset=d'; follow=1 streams; tail=N)
-logs: ## logs of one cell: name=JOB or name='model=a dataset=d' (follow=1 streams, tail=N)
+KT_USAGE_LOGS := usage: make logs name=JOB (a job name; or name='model=a dataset=d'; follow=1 streams; tail=N; node=K)
+logs: ## logs of one cell: name=JOB or name='model=a dataset=d' (follow=1 streams, tail=N, node=K of several)
 	@$(if $(name),,$(error $(KT_USAGE_LOGS)))
 	@$(KT_LAUNCH) logs --name $(call KT_Q,$(name)) $(if $(call KT_TRUE,$(follow)),--follow) \
-		$(if $(tail),--tail $(call KT_Q,$(tail)))
+		$(if $(tail),--tail $(call KT_Q,$(tail))) $(if $(node),--node $(call KT_Q,$(node)))
 
 KT_USAGE_FORWARD := usage: make forward name=JOB (a job name or name='model=a dataset=d'; port=N for the local port)
 forward: ## port-forward to the server: sidecar of one cell: name=JOB (port=N, local port)

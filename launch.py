@@ -146,7 +146,7 @@ def cmd_job(args: argparse.Namespace) -> int:
     annotations = {**_provenance(project, True).annotations(), **_set_annotations(args)}
     rendered = operations.render_grid(runs, project, annotations) if not selection.states else None
     gw = operations.gateway(project, _retrying)
-    existing = operations.existing_jobs(gw, project)
+    existing = operations.existing_jobs(gw, project, runs)
     if rendered is None:
         chosen = operations.select_states(gw, project, runs, existing, selection.states)
         rendered = operations.render_grid(chosen, project, annotations)
@@ -156,7 +156,7 @@ def cmd_job(args: argparse.Namespace) -> int:
         if item.error:
             err(f"error: {item.error}")
         elif item.outcome in ("created", "replaced"):
-            out(f"job.batch/{item.name} {item.outcome}")
+            out(f"{present.RESOURCES[item.kind]}/{item.name} {item.outcome}")
 
     result = operations.submit(gw, project, rendered, existing, overwrite=args.overwrite, report=report)
     parts = [f"{result.count(k)} {k}" for k in ("created", "replaced", "unchanged", "changed", "failed")
@@ -194,21 +194,22 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from kube import grid, observe, operations, present, status
+    from kube import distributed, grid, observe, operations, present, status
     cfg = _config(args)
     name = grid.resolve_name(cfg, args.name)
     gw = operations.gateway(cfg.project, _retrying)
-    pod = observe.cell_pod(gw, cfg.project, name)
+    pod = observe.cell_pod(gw, cfg.project, name, args.node)
+    container = distributed.container_of(pod)
     failed = (pod.get("status") or {}).get("phase") == "Failed"
     tail = args.tail if args.tail is not None else (50 if failed else None)
     if failed:
         err(f"# {present.safe(pod['metadata']['name'])} failed "
             f"({present.safe(status.pod_reason(pod) or 'unknown reason')}); last {tail} lines:")
     if args.follow:
-        for chunk in gw.logs(pod["metadata"]["name"], tail=tail, follow=True):
+        for chunk in gw.logs(pod["metadata"]["name"], tail=tail, follow=True, container=container):
             out(chunk, end="")
         return 0
-    out(gw.logs(pod["metadata"]["name"], tail=tail), end="")
+    out(gw.logs(pod["metadata"]["name"], tail=tail, container=container), end="")
     return 0
 
 
@@ -371,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="", help="job name, or e.g. 'model=average dataset=data1'")
     p.add_argument("--follow", action="store_true", help="stream the logs")
     p.add_argument("--tail", type=int, default=None, help="last N lines (default: all; 50 for a failed cell)")
+    p.add_argument("--node", type=int, default=0, help="which node of a cell on several nodes (default: 0)")
     p = add("forward", cmd_forward, "port-forward to a cell's server: sidecar (e.g. TensorBoard)", [base])
     p.add_argument("--name", default="", help="job name, or e.g. 'model=average dataset=data1'")
     p.add_argument("--port", type=int, default=None, help="local port (default: the server's port)")

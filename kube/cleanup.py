@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from . import objects, status
+from . import distributed, objects, status
 from .cluster import Gateway
 from .errors import ClusterError, NotFound
 from .ownership import selector
@@ -19,7 +19,7 @@ WORKERS = 8
 
 @dataclass(frozen=True)
 class Target:
-    kind: Literal["Job", "Pod", "Secret", "ConfigMap"]
+    kind: Literal["Job", "Pod", "Secret", "ConfigMap", "Service", "PyTorchJob"]
     name: str
     uid: str | None = None
 
@@ -31,7 +31,7 @@ class DeleteReport:
 
 
 def _owned_by_job(pod: Mapping[str, Any]) -> bool:
-    return any(o.get("kind") == "Job" for o in (pod.get("metadata") or {}).get("ownerReferences") or [])
+    return any(o.get("kind") in ("Job", "PyTorchJob") for o in (pod.get("metadata") or {}).get("ownerReferences") or [])
 
 
 def _target(kind: Any, obj: Mapping[str, Any]) -> Target:
@@ -41,24 +41,33 @@ def _target(kind: Any, obj: Mapping[str, Any]) -> Target:
 
 @dataclass(frozen=True)
 class Owned:
-    """The user's Jobs and Pods of this project, listed once (one label selector) for every decision below."""
+    """The user's Jobs and Pods of this project, listed once (one label selector) for every decision below, and
+    with the Jobs, the PyTorchJobs (as Jobs) and the Services of cells on several nodes."""
 
     jobs: list[dict]
     pods: list[dict]
+    engines: list[dict] = field(default_factory=list)
+    services: list[dict] = field(default_factory=list)
 
 
 def list_owned(gw: Gateway, project: Project, jobs: bool = True) -> Owned:
     sel = selector(project)
-    return Owned(gw.list("Job", sel) if jobs else [], gw.list("Pod", sel))
+    engines, services = distributed.owned_extras(gw, project) if jobs else ([], [])
+    return Owned(gw.list("Job", sel) if jobs else [], gw.list("Pod", sel), engines, services)
 
 
 def find_owned(owned: Owned, kind: Literal["job", "pod", "all"], failed_only: bool = False) -> list[Target]:
     """What `make delete` removes: the user's Jobs (failed ones only, for clean-jobs) and standalone Pods."""
-    jobs = owned.jobs if kind in ("job", "all") else []
+    jobs, engines = (owned.jobs, owned.engines) if kind in ("job", "all") else ([], [])
     if failed_only:
         jobs = [j for j in jobs if status.job_state(j)[0] == "failed"]
+        engines = [j for j in engines if status.job_state(j)[0] == "failed"]
     pods = [p for p in owned.pods if not _owned_by_job(p)] if kind in ("pod", "all") else []
-    return [_target("Job", j) for j in jobs] + [_target("Pod", p) for p in pods]
+    gone = {objects.uid(j) for j in jobs + engines}
+    surviving = {str(objects.uid(j)) for j in owned.jobs + owned.engines if objects.uid(j) not in gone}
+    services = distributed.leftover_services(owned.services, surviving) if kind in ("job", "all") else []
+    return [_target("Job", j) for j in jobs] + [_target("PyTorchJob", j) for j in engines] + \
+        [_target("Service", s) for s in services] + [_target("Pod", p) for p in pods]
 
 
 def _referenced(workload: Mapping[str, Any]) -> set[str]:
@@ -74,7 +83,8 @@ def unused_extras(gw: Gateway, project: Project, owned: Owned, gone: Sequence[Ta
     """The toolbox's own Secrets/ConfigMaps that no remaining Job or standalone Pod of the user refers to."""
     removed = {(t.kind, t.name) for t in gone}
     used: set[str] = set()
-    for kind, objects in (("Job", owned.jobs), ("Pod", [p for p in owned.pods if not _owned_by_job(p)])):
+    for kind, objects in (("Job", owned.jobs), ("PyTorchJob", owned.engines),
+                          ("Pod", [p for p in owned.pods if not _owned_by_job(p)])):
         for obj in objects:
             if (kind, obj["metadata"]["name"]) not in removed:
                 used |= _referenced(obj)

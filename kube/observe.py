@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from . import objects, provenance, status, workloads
+from . import distributed, multinode, objects, provenance, status, workloads
 from .cluster import Gateway
-from .errors import ClusterError, NotFound
+from .errors import ClusterError, NotFound, UsageError
 from .ownership import require_owned, selector
 from .settings import Project, Run
 
@@ -51,24 +51,31 @@ def collect_status(gw: Gateway, project: Project, runs: Sequence[Run]) -> Status
     """Jobs, pods and nodes listed at once (a call per 500 objects, pages read as they arrive, each object
     slimmed to what status reads), then events only if a pending pod needs them."""
     sel = selector(project)
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:
         jobs = pool.submit(gw.list, "Job", sel, shape=objects.slim_job)
         pods = pool.submit(gw.list, "Pod", sel, shape=objects.slim_pod)
         gpus = pool.submit(node_gpus, gw)
-        found_pods = pods.result()
+        engines = pool.submit(distributed.engine_jobs, gw, project, runs, False)     # PyTorchJobs, if used
+        found_pods = [distributed.pod_view(p) for p in pods.result()]
         events = pod_events(gw, found_pods)
         head = provenance.read(project.root).commit
-        cells, orphans = status.cells(runs, jobs.result(), found_pods, events, gpus.result(), head)
-    return StatusReport(cells, orphans, gw.calls)
+        found_jobs = jobs.result() + engines.result()
+        cells, orphans = status.cells(runs, found_jobs, found_pods, events, gpus.result(), head)
+    return StatusReport(distributed.node_notes(cells, found_jobs, found_pods), orphans, gw.calls)
 
 
-def cell_pod(gw: Gateway, project: Project, name: str) -> dict:
-    """The newest pod running a cell: of the Job of that name, or of the packed/array Job holding the cell.
-    The Job's owner is checked first."""
+def cell_pod(gw: Gateway, project: Project, name: str, node: int = 0) -> dict:
+    """The newest pod running a cell: of the Job of that name (of its node `node` when the cell runs on several),
+    of its PyTorchJob, or of the packed/array Job holding the cell. The Job's owner is checked first."""
     try:
         job: dict | None = gw.get("Job", name)
     except NotFound:
-        job = None
+        job = distributed.find_engine_job(gw, name)
+    if job is not None and multinode.nodes_of(job):
+        require_owned(job, project, f"{job.get('kind', 'Job')} '{name}'")
+        return distributed.node_pod(gw, job, node)
+    if node:
+        raise UsageError(f"node={node}: cell '{name}' runs on one node; expected node=0")
     index = None
     if job is None:
         held = workloads.holders(gw.list("Job", selector(project))).get(workloads.cell_id(name))

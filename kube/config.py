@@ -149,7 +149,7 @@ def resolve_settings(project: Project, merged: Mapping[str, Any], source: str, k
     values["image"] = values.get("image") or f"{registry}/{gitlab_user}/{project.project_name}:latest"
     values["image_pull_secrets"] = values.get("image_pull_secrets") or f"{project.project_name}-read-registry"
     settings = RunSettings(**{k: v for k, v in values.items() if k in FIELD_KINDS})
-    multinode.check(settings, source, key_path)
+    multinode.check(settings, source, key_path, project.project_name)
     return settings
 
 

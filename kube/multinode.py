@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from . import ownership, podspec
 from .errors import ConfigError
-from .naming import MAX_NAME
+from .naming import MAX_NAME, sanitize
 from .settings import RunSettings
 
 ANNOTATION_NODES = "kube-toolbox/nodes"       # on a cell's Job or PyTorchJob: how many nodes it runs on
@@ -32,10 +32,13 @@ def is_multinode(s: RunSettings) -> bool:
     return s.nodes > 1 or s.engine == "pytorchjob"
 
 
-def check(s: RunSettings, source: str, key_path: str) -> None:
+def check(s: RunSettings, source: str, key_path: str, project_name: str = "") -> None:
     """Settings that have no meaning for a cell on several nodes are refused, saying why."""
     if not is_multinode(s):
         return
+    if s.engine == "pytorchjob" and not (sanitize(s.prefix) or project_name or "x")[:1].isalpha():
+        raise ConfigError(source, f"{key_path}engine", "pytorchjob needs cell names that start with a letter (they "
+                          "start with prefix, else project_name); set a prefix: that does")
     why = f"nodes: {s.nodes}" if s.nodes > 1 else "engine: pytorchjob"
     if s.max_parallel:
         raise ConfigError(source, f"{key_path}max_parallel", f"cannot be used with {why} (such a cell is a Job "

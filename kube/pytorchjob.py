@@ -32,8 +32,7 @@ def from_job(job: Mapping[str, Any], s: RunSettings) -> dict[str, Any]:
     `nodes - 1` Workers; the Job's limits become the run policy."""
     name = job["metadata"]["name"]
     if not name[:1].isalpha():
-        raise ConfigError(f"PyTorchJob {name!r}", "metadata.name", "expected a name that starts with a letter "
-                                                                   "(set a prefix:)")
+        raise ConfigError(f"PyTorchJob {name!r}", "metadata.name", "expected a name that starts with a letter")
     spec = job["spec"]
     template = copy.deepcopy(spec["template"])
     containers = template["spec"]["containers"]

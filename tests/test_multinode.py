@@ -153,6 +153,16 @@ BAD = {
 }
 
 
+def test_a_pytorchjob_name_must_start_with_a_letter():
+    with pytest.raises(ConfigError, match="config/launch.yaml: model.m.engine: pytorchjob needs cell names that "
+                                          "start with a letter"):
+        grid.build_runs(config.from_mappings({**KUBE, "project_name": "3d"},
+                                             {"model": {"m": {"command": "x", "engine": "pytorchjob"}}}))
+    cfg = config.from_mappings({**KUBE, "project_name": "3d"}, {"prefix": "seg", "model": {"m": {
+        "command": "x", "engine": "pytorchjob"}}})
+    validate_pytorchjob(operations.render_grid(grid.build_runs(cfg), cfg.project).jobs[0].manifest)
+
+
 @pytest.mark.parametrize("extra, message", [pytest.param(*c, id=k) for k, c in BAD.items()])
 def test_bad_multi_node_settings_are_one_line(extra, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

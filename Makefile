@@ -3,7 +3,7 @@
 # Arguments: only='model=a dataset=d lr=0.1'  set='lr=0.1,0.01 model.m.gpu_count=2'  overwrite=true  yes=1
 #            pod=NAME  file=PATH  keep_going=false  format=table|csv|json|markdown  sort=COLUMN  best=METRIC:min
 #            group=HPARAM  metric=METRIC  name=JOB  follow=1  tail=N  node=K  json=1  smoke=1  index=N  port=N
-#            local_path=DIR  extras=NAMES
+#            local_path=DIR  extras=NAMES  interval=SECONDS  delete=1
 # PYTHON     the interpreter that runs the toolbox (default: python3, the first on PATH). It needs the packages
 #            `make setup` installs, so use the project's environment: activate it, or set PYTHON=.venv/bin/python
 #            on the command line or once in project.mk.
@@ -24,11 +24,11 @@ KT_ONLY = $(if $(only),--only $(call KT_Q,$(only)))
 KT_SET = $(if $(set),--set $(call KT_Q,$(set)))
 KT_TRUE = $(filter true 1 yes,$(1))
 KT_ARGS := only set overwrite yes pod file name follow tail json smoke index port local_path keep_going extras \
-	format sort best group metric node
+	format sort best group metric interval delete node
 .DEFAULT_GOAL := help
 .PHONY: help setup local local-dryrun local-first runs print-config results report job status logs forward smoke dryrun pod \
 	pod-dryrun copy delete delete_job delete_pod clean_jobs upload up download down remove rm list ls find fd \
-	interactive
+	interactive monitor mn
 
 ifeq ($(realpath $(CURDIR)),$(KT_TOOLBOX))
 ifneq ($(filter-out help,$(MAKECMDGOALS)),)
@@ -146,6 +146,12 @@ fd: find ## short for find
 
 interactive: ## list local and bucket files matching file='PATTERN', then choose an action
 	@$(KT_S3) interactive $(KT_S3ARGS)
+
+monitor: ## upload file=DIR's complete files every interval=SECONDS (60) until Ctrl-C; delete=1 mirrors deletes
+	@$(KT_S3) monitor $(call KT_Q,$(file)) $(if $(interval),--interval $(call KT_Q,$(interval))) \
+		$(if $(call KT_TRUE,$(delete)),--delete) $(if $(local_path),--local-path $(call KT_Q,$(local_path)))
+
+mn: monitor ## short for monitor
 
 # The project's own targets and settings (PYTHON among them), then .env, read with the final PYTHON.
 -include project.mk

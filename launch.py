@@ -9,41 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Callable
 
 # Found through the project-root symlink: resolve it to import the toolbox's own `kube` package.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def err(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def out(message: str = "", end: str = "\n") -> None:
-    print(message, end=end, flush=True)
-
-
-CLUSTER_COMMANDS = ("job", "dryrun", "smoke", "status", "logs", "forward", "pod", "copy", "delete", "clean-jobs")
-
-
-def _config(args: argparse.Namespace):
-    from kube import config, overrides
-    sets = overrides.parse(getattr(args, "set", None))          # set=: checked before anything is read
-    cfg = overrides.apply(config.load(args.root), sets)
-    if args.command in CLUSTER_COMMANDS:
-        config.require_identity(cfg, f"make {args.command}")
-    return cfg
-
-
-def _set_annotations(args: argparse.Namespace) -> dict[str, str]:
-    from kube import overrides
-    return overrides.job_annotations(overrides.parse(getattr(args, "set", None)))
-
-
-def _runs(args: argparse.Namespace):
-    from kube import grid
-    cfg = _config(args)
-    selection = grid.Selection.parse(getattr(args, "only", None))
-    return cfg, selection, grid.build_runs(cfg, selection)
+from kube.console import config_of as _config, err, out, runs_of as _runs  # noqa: E402  (after sys.path)
 
 
 # --- local side ------------------------------------------------------------------------------------------------
@@ -112,208 +83,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- cluster side ----------------------------------------------------------------------------------------------
-
-def _provenance(project: Any, warn: bool):
-    from kube import present, provenance
-    prov = provenance.read(project.root)
-    for line in present.submission_notes(project, prov, warn):
-        err(line)
-    return prov
-
-
-def cmd_dryrun(args: argparse.Namespace) -> int:
-    from kube import operations, present
-    cfg, _, runs = _runs(args)
-    rendered = operations.render_grid(runs, cfg.project, {**_provenance(cfg.project, False).annotations(),
-                                                          **_set_annotations(args)})
-    text = operations.stream_text(rendered.objects, rendered.jobs)
-    sys.stdout.write(text)
-    sys.stdout.flush()
-    target = operations.write_build(cfg.project.root, "jobs", text)
-    err(f"# {present.plural(len(rendered.jobs), 'job')} written to {target.relative_to(cfg.project.root)}")
-    return 0
-
-
-def cmd_job(args: argparse.Namespace) -> int:
-    """Select the cells (their states from one list when only=failed|missing), render once, submit."""
-    from kube import operations, present
-    if args.smoke and cmd_smoke(args) != 0:
-        err("The grid was not launched.")
-        return 1
-    cfg, selection, runs = _runs(args)
-    project = cfg.project
-    annotations = {**_provenance(project, True).annotations(), **_set_annotations(args)}
-    rendered = operations.render_grid(runs, project, annotations) if not selection.states else None
-    gw = operations.gateway(project, _retrying)
-    existing = operations.existing_jobs(gw, project, runs)
-    if rendered is None:
-        chosen = operations.select_states(gw, project, runs, existing, selection.states)
-        rendered = operations.render_grid(chosen, project, annotations)
-
-    def report(item: Any) -> None:
-        out(item.message)
-        if item.error:
-            err(f"error: {item.error}")
-        elif item.outcome in ("created", "replaced"):
-            out(f"{present.RESOURCES[item.kind]}/{item.name} {item.outcome}")
-
-    result = operations.submit(gw, project, rendered, existing, overwrite=args.overwrite, report=report)
-    parts = [f"{result.count(k)} {k}" for k in ("created", "replaced", "unchanged", "changed", "failed")
-             if result.count(k) or k in ("created", "failed")]
-    cells = sum(j.cells for j in rendered.jobs)
-    held = f" ({present.plural(cells, 'cell')})" if cells != len(result.results) else ""
-    out(f"{present.plural(len(result.results), 'job')}{held}: {', '.join(parts)} "
-        f"({present.plural(result.calls, 'API call')})")
-    return 1 if result.failed else 0
-
-
-def cmd_smoke(args: argparse.Namespace) -> int:
-    from kube import grid, operations, present
-    from kube.errors import UsageError
-    cfg = _config(args)
-    selection = grid.Selection.parse(args.only)
-    runs = grid.build_runs(cfg, grid.Selection(selection.text, selection.filters),
-                           overrides=dict(cfg.smoke) or {"_smoke": True})
-    if not runs:
-        raise UsageError("smoke: no combination selected")
-    gw = operations.gateway(cfg.project, _retrying)
-    result = operations.smoke(gw, runs[0], args.timeout, args.poll,
-                              started=lambda run: out(f"job.batch/{run.name} created (smoke test of {run.model} x "
-                                                      f"{run.dataset}); waiting..."))
-    out(present.smoke_text(result, args.timeout), end="")
-    return 0 if result.ok else 1
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from kube import observe, operations, present
-    cfg, _, runs = _runs(args)
-    report = observe.collect_status(operations.gateway(cfg.project, _retrying), cfg.project, runs)
-    out(present.status_report(report.cells, report.orphans, report.calls, args.json), end="")
-    return 0
-
-
-def cmd_logs(args: argparse.Namespace) -> int:
-    from kube import distributed, grid, observe, operations, present, status
-    cfg = _config(args)
-    name = grid.resolve_name(cfg, args.name)
-    gw = operations.gateway(cfg.project, _retrying)
-    pod = observe.cell_pod(gw, cfg.project, name, args.node)
-    container = distributed.container_of(pod)
-    failed = (pod.get("status") or {}).get("phase") == "Failed"
-    tail = args.tail if args.tail is not None else (50 if failed else None)
-    if failed:
-        err(f"# {present.safe(pod['metadata']['name'])} failed "
-            f"({present.safe(status.pod_reason(pod) or 'unknown reason')}); last {tail} lines:")
-    if args.follow:
-        for chunk in gw.logs(pod["metadata"]["name"], tail=tail, follow=True, container=container):
-            out(chunk, end="")
-        return 0
-    out(gw.logs(pod["metadata"]["name"], tail=tail, container=container), end="")
-    return 0
-
-
-def cmd_forward(args: argparse.Namespace) -> int:
-    """Port-forward to a cell's `server:` sidecar with kubectl (which keeps the tunnel open)."""
-    import shutil
-    import subprocess
-
-    from kube import grid, observe, operations
-    from kube.errors import UsageError
-    cfg = _config(args)
-    name = grid.resolve_name(cfg, args.name, "forward")
-    kubectl = shutil.which("kubectl")
-    if not kubectl:
-        raise UsageError("forward: kubectl is not on PATH (it keeps the tunnel open)")
-    pod = observe.cell_pod(operations.gateway(cfg.project, _retrying), cfg.project, name)
-    port = observe.server_port(pod)
-    local = args.port or port
-    err(f"Forwarding http://127.0.0.1:{local} to {pod['metadata']['name']}:{port} (Ctrl-C stops)")
-    return subprocess.call([kubectl, "port-forward", "-n", cfg.project.namespace, f"pod/{pod['metadata']['name']}",
-                            f"{local}:{port}"])
-
-
-def cmd_pod(args: argparse.Namespace) -> int:
-    from kube import files, operations, present, render
-    cfg = _config(args)
-    project = cfg.project
-    for line in present.submission_notes(project, None, False):
-        err(line)
-    pod, objects = render.render_pod(project, cfg.base_settings, args.name,
-                                     files.read(project, cfg.base_settings.file))
-    if args.dry_run:
-        text = operations.stream_text(objects, [pod])
-        sys.stdout.write(text)
-        operations.write_build(project.root, "pod", text)
-        return 0
-    operations.start_pod(operations.gateway(project, _retrying), project, pod, objects)
-    out(f"pod/{pod.name} created")
-    err(f"Open a shell when it runs: kubectl exec -it {pod.name} -n {project.namespace} -- /bin/bash")
-    return 0
-
-
-def cmd_copy(args: argparse.Namespace) -> int:
-    from kube import config, files, operations
-    from kube.errors import ConfigError
-    cfg = _config(args)
-    project = cfg.project
-    wanted = sorted(set(cfg.base_settings.file))
-    if not wanted:
-        raise ConfigError(config.LAUNCH_FILE, "file", "expected a list of files to copy (the file: section is empty)")
-    found = files.read(project, wanted)                 # the same checks as for jobs, before any call
-    names = found.names if found else ()
-    where = operations.copy_files(operations.gateway(project, _retrying), project, cfg.base_settings, args.pod, wanted)
-    for name in names:
-        out(f"Copied {name} to pod/{args.pod} ({where})")
-    return 0
-
-
-def _retrying(message: str) -> None:
-    err(f"note: {message}")
-
-
-def confirm(question: str, yes: bool) -> bool:
-    if yes:
-        return True
-    print(f"{question} [y/N] ", end="", flush=True, file=sys.stderr)
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
-
-
-def cmd_delete(args: argparse.Namespace) -> int:
-    """List what belongs to you (one selector), confirm, delete jobs with their pods and standalone pods."""
-    from kube import cleanup, operations, present
-    cfg = _config(args)
-    project = cfg.project
-    gw = operations.gateway(project, _retrying)
-    failed_only = args.command == "clean-jobs"
-    kind: Literal["job", "pod", "all"] = "job" if failed_only else args.kind
-    owned = cleanup.list_owned(gw, project, jobs=kind in ("job", "all"))
-    targets = cleanup.find_owned(owned, kind, failed_only)
-    extras = cleanup.unused_extras(gw, project, owned, targets) if kind in ("job", "all") else []
-    what = "failed jobs" if failed_only else {"job": "jobs", "pod": "pods", "all": "jobs and pods"}[kind]
-    if not targets and not extras:
-        out(f"No {what} of user '{project.user}' in project '{project.project_name}'.")
-        return 0
-    for t in targets + extras:
-        out(f"  {present.RESOURCES[t.kind]}/{t.name}")
-    if not confirm(f"Delete these {len(targets) + len(extras)} objects (jobs with their pods) in namespace "
-                   f"{project.namespace}?", args.yes):
-        out("Nothing deleted.")
-        return 1
-
-    def report(target: Any, error: str | None) -> None:
-        if error:
-            err(f"error: {error}")
-        else:
-            out(f"{present.RESOURCES[target.kind]}/{target.name} deleted")
-
-    result = cleanup.delete(gw, targets + extras, report)
-    return 1 if result.errors else 0
-
-
 # --- the parser -------------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
+    from kube import cluster_cli
     base = argparse.ArgumentParser(add_help=False)
     base.add_argument("--root", type=Path, default=Path.cwd(), help="project root holding config/ (default: cwd)")
     grid_args = argparse.ArgumentParser(add_help=False, parents=[base])
@@ -359,32 +132,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("report", cmd_report, "write build/report.html: states, a grid per model x dataset, the results",
             [grid_args])
     p.add_argument("--metric", default=None, help="colour the grid by this metric instead of by state")
-    p = add("job", cmd_job, "submit the selected combinations as Kubernetes Jobs (one a cell, packed, or arrays)", [grid_args, wait])
+    p = add("job", cluster_cli.cmd_job, "submit the selected combinations as Kubernetes Jobs (one a cell, packed, or arrays)", [grid_args, wait])
     p.add_argument("--overwrite", action="store_true", help="replace running or succeeded jobs too")
     p.add_argument("--smoke", action="store_true", help="launch the grid only if a smoke run succeeds")
-    add("dryrun", cmd_dryrun, "print every Job manifest (also written to build/jobs.yaml), no cluster contact",
+    add("dryrun", cluster_cli.cmd_dryrun, "print every Job manifest (also written to build/jobs.yaml), no cluster contact",
         [grid_args])
-    add("smoke", cmd_smoke, "run the first combination as a Job (with smoke: overrides) and wait for it",
+    add("smoke", cluster_cli.cmd_smoke, "run the first combination as a Job (with smoke: overrides) and wait for it",
         [grid_args, wait])
-    p = add("status", cmd_status, "state, age, node, GPU and reason of every cell of the grid", [grid_args])
+    p = add("status", cluster_cli.cmd_status, "state, age, node, GPU and reason of every cell of the grid", [grid_args])
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p = add("logs", cmd_logs, "logs of one cell's pod (a job name or a key=value selection)", [base])
+    p = add("logs", cluster_cli.cmd_logs, "logs of one cell's pod (a job name or a key=value selection)", [base])
     p.add_argument("--name", default="", help="job name, or e.g. 'model=average dataset=data1'")
     p.add_argument("--follow", action="store_true", help="stream the logs")
     p.add_argument("--tail", type=int, default=None, help="last N lines (default: all; 50 for a failed cell)")
     p.add_argument("--node", type=int, default=0, help="which node of a cell on several nodes (default: 0)")
-    p = add("forward", cmd_forward, "port-forward to a cell's server: sidecar (e.g. TensorBoard)", [base])
+    p = add("forward", cluster_cli.cmd_forward, "port-forward to a cell's server: sidecar (e.g. TensorBoard)", [base])
     p.add_argument("--name", default="", help="job name, or e.g. 'model=average dataset=data1'")
     p.add_argument("--port", type=int, default=None, help="local port (default: the server's port)")
-    p = add("pod", cmd_pod, "start the interactive pod running server_command", [base])
+    p = add("pod", cluster_cli.cmd_pod, "start the interactive pod running server_command", [base])
     p.add_argument("--name", default=None, help="pod name (default: <user>-<project>-interactive-pod)")
     p.add_argument("--dry-run", action="store_true", help="print the manifest, contact no cluster")
-    p = add("copy", cmd_copy, "copy the file: section into a running pod", [base])
+    p = add("copy", cluster_cli.cmd_copy, "copy the file: section into a running pod", [base])
     p.add_argument("--pod", required=True, help="the pod's name")
-    p = add("delete", cmd_delete, "delete your own jobs and/or pods of this project, after confirmation", [base])
+    p = add("delete", cluster_cli.cmd_delete, "delete your own jobs and/or pods of this project, after confirmation", [base])
     p.add_argument("--kind", choices=("job", "pod", "all"), default="all", help="what to delete (default: all)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p = add("clean-jobs", cmd_delete, "delete your failed jobs of this project, after confirmation", [base])
+    p = add("clean-jobs", cluster_cli.cmd_delete, "delete your failed jobs of this project, after confirmation", [base])
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
 
@@ -412,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:                          # `make dryrun | head`
         return 0
+    except OSError as error:                         # a file the toolbox writes: build/, results/ ...
+        where = f": {error.filename}" if error.filename else ""
+        err(f"error: {error.strerror or error}{where}")
+        return 1
 
 
 if __name__ == "__main__":

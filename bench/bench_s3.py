@@ -77,7 +77,8 @@ def main() -> None:
     import boto3
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        url, stop = start_seaweedfs(tmp / "weed")
+        server = start_seaweedfs(tmp / "weed", volume_mb=64)
+        url = server.url
         try:
             client = boto3.client("s3", endpoint_url=url, aws_access_key_id=ACCESS_KEY,
                                   aws_secret_access_key=SECRET_KEY, region_name="us-east-1")
@@ -135,7 +136,7 @@ def main() -> None:
             print(f"  no-change re-sync of {args.resync} files: median {statistics.median(times):.2f} s "
                   f"(target < 3 s)")
         finally:
-            stop()
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,13 @@ MAKE_SPECIAL = {"SHELL", "MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKEFILES", "MA
                 "MAKECMDGOALS", "MAKEFILE_LIST", "MAKE", "MAKE_COMMAND", "MAKE_HOST", "MAKE_VERSION",
                 "MAKE_RESTARTS", "MAKE_TERMOUT", "MAKE_TERMERR", "CURDIR", "VPATH", "SUFFIXES", ".SHELLFLAGS",
                 "PYTHON"}
+# make's directives: a variable of that name breaks the parsing of the `define` block that sets it.
+MAKE_KEYWORDS = {"define", "endef", "undefine", "override", "export", "unexport", "include", "sinclude", "ifdef",
+                 "ifndef", "ifeq", "ifneq", "else", "endif", "vpath", "private", "load"}
+# Variables that would change the toolbox's own interpreter if make exported them (local runs still get them).
+INTERPRETER_ENV = {"PATH", "PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "LD_PRELOAD", "LD_LIBRARY_PATH",
+                   "DYLD_INSERT_LIBRARIES", "DYLD_LIBRARY_PATH"}
+MAX_EXPORTED = 64 * 1024                  # one NAME=value must stay well under the kernel's 128 KiB per string
 MAKE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")   # names a shell can export
 UNIT = "\x1f"                                        # stands for a newline in $(shell) output (which has none)
 
@@ -148,23 +155,45 @@ def ignored_by(text: str, entry: str) -> bool:
     return ignored
 
 
+class GitignoreProblem(Exception):
+    """.gitignore cannot be edited (a folder, read-only, a link to nowhere): left alone, the user told."""
+
+
 def ensure_gitignore(root: Path, entries: Sequence[str] = IGNORED) -> List[str]:
-    """Append the entries the project's .gitignore does not cover yet (creating it); return those added."""
-    path = root / ".gitignore"
+    """Append the entries the project's .gitignore does not cover yet (creating it); return those added.
+
+    A .gitignore that is a link is written through (the file it points to keeps being the link's target); one
+    that is a folder or cannot be written is left as it is (GitignoreProblem says why)."""
+    link = root / ".gitignore"
+    path = Path(os.path.realpath(str(link)))
+    if path.is_dir():
+        raise GitignoreProblem(".gitignore is a folder")
     text = ""
-    if path.exists():
-        with open(str(path), encoding="utf-8", newline="") as f:     # keep CRLF files CRLF
-            text = f.read()
+    try:
+        if path.exists():
+            with open(str(path), encoding="utf-8", newline="") as f:     # keep CRLF files CRLF
+                text = f.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise GitignoreProblem("cannot read .gitignore (%s)" % (getattr(err, "strerror", None) or err))
     missing = [entry for entry in entries if not ignored_by(text, entry)]
     if missing:
         newline = "\r\n" if "\r\n" in text else "\n"
         if text and not text.endswith(("\n", "\r")):
             text += newline
         text += "".join(entry + newline for entry in missing)
+        if path.exists() and not os.access(str(path), os.W_OK):
+            raise GitignoreProblem(".gitignore is read-only")
         tmp = path.with_name(".gitignore.kube-toolbox.tmp")
-        with open(str(tmp), "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(str(tmp), str(path))
+        try:
+            with open(str(tmp), "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+            if path.exists():
+                os.chmod(str(tmp), os.stat(str(path)).st_mode & 0o7777)
+            os.replace(str(tmp), str(path))
+        except OSError as err:
+            if tmp.exists():
+                tmp.unlink()
+            raise GitignoreProblem("cannot write .gitignore (%s)" % (err.strerror or err))
     return missing
 
 
@@ -252,11 +281,15 @@ def setup(root: Path, extras: str = "") -> int:
         last = (check.stderr.strip().splitlines() or ["no output"])[-1]
         raise InstallError("installed, but the packages do not import in %s: %s" % (executable, last))
     say("Installed: %s import in %s" % (", ".join(IMPORTS), executable))
-    added = ensure_gitignore(root)
-    if added:
-        say(".gitignore: added %s" % ", ".join(added))
+    try:
+        added = ensure_gitignore(root)
+    except GitignoreProblem as problem:
+        warn("warning: %s: left as it is; make sure git ignores %s" % (problem, " and ".join(IGNORED)))
     else:
-        say(".gitignore: already ignores %s" % ", ".join(IGNORED))
+        if added:
+            say(".gitignore: added %s" % ", ".join(added))
+        else:
+            say(".gitignore: already ignores %s" % ", ".join(IGNORED))
     if (root / ".env").exists() and tracked_by_git(root, ".env"):
         warn("warning: .env is tracked by git, so its secrets are in the history: `git rm --cached .env`, commit, "
              "and replace the credentials it held")
@@ -280,7 +313,11 @@ def dotenv_values(path: Path) -> Optional[Dict[str, str]]:
     except ImportError:
         return None
     logging.getLogger("dotenv.main").setLevel(logging.ERROR)     # launch.py reports bad lines; once is enough
-    return {k: "" if v is None else v for k, v in read(str(path)).items()}
+    try:
+        return {k: "" if v is None else v for k, v in read(str(path), encoding="utf-8").items()}
+    except (OSError, UnicodeDecodeError) as err:
+        warn("warning: .env is not readable as UTF-8 text (%s); make exports none of it" % type(err).__name__)
+        return {}
 
 
 def make_syntax(values: Dict[str, str], skip: Iterable[str] = ()) -> str:
@@ -292,10 +329,18 @@ def make_syntax(values: Dict[str, str], skip: Iterable[str] = ()) -> str:
     .env win over the environment and the command line, as in local runs. Newlines are written as UNIT because
     $(shell) output keeps none: the Makefile turns them back.
     """
-    skipped = set(skip) | MAKE_SPECIAL
+    skipped = set(skip) | MAKE_SPECIAL | MAKE_KEYWORDS
     blocks = []
     for name, value in values.items():
         if not MAKE_NAME.match(name) or name in skipped or name.startswith("KT_") or UNIT in value:
+            continue
+        if name in INTERPRETER_ENV:
+            warn("warning: .env sets %s: make does not export it (the toolbox's interpreter must keep working); "
+                 "local runs and jobs still get it" % name)
+            continue
+        if len(value.encode()) > MAX_EXPORTED:
+            warn("warning: .env's %s is %d KiB: too long to export through make (at most %d KiB); launch.py "
+                 "and s3utils.py still read it from .env" % (name, len(value.encode()) // 1024, MAX_EXPORTED // 1024))
             continue
         lines = ["$()%s$()" % line for line in value.replace("$", "$$").split("\n")]
         blocks.append(UNIT.join(["override define %s" % name] + lines + ["endef", "export %s" % name, ""]))

@@ -22,12 +22,17 @@ class Target:
     kind: Literal["Job", "Pod", "Secret", "ConfigMap", "Service", "PyTorchJob"]
     name: str
     uid: str | None = None
+    version: str | None = None           # a Secret's or ConfigMap's resourceVersion when it was listed
+
+
+KEPT = "in use again"                    # a Secret/ConfigMap that `make job` used after the listing: kept
 
 
 @dataclass
 class DeleteReport:
     deleted: list[Target] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    kept: list[Target] = field(default_factory=list)
 
 
 def _owned_by_job(pod: Mapping[str, Any]) -> bool:
@@ -36,24 +41,39 @@ def _owned_by_job(pod: Mapping[str, Any]) -> bool:
 
 def _target(kind: Any, obj: Mapping[str, Any]) -> Target:
     meta = obj.get("metadata") or {}
-    return Target(kind, meta["name"], meta.get("uid"))
+    extra = kind in ("Secret", "ConfigMap")
+    return Target(kind, meta["name"], meta.get("uid"), meta.get("resourceVersion") if extra else None)
 
 
 @dataclass(frozen=True)
 class Owned:
-    """The user's Jobs and Pods of this project, listed once (one label selector) for every decision below, and
+    """The user's Secrets, ConfigMaps, Jobs and Pods of this project, listed once (one label selector each), and
     with the Jobs, the PyTorchJobs (as Jobs) and the Services of cells on several nodes."""
 
     jobs: list[dict]
     pods: list[dict]
+    extras: list[Target] = field(default_factory=list)
     engines: list[dict] = field(default_factory=list)
     services: list[dict] = field(default_factory=list)
 
 
 def list_owned(gw: Gateway, project: Project, jobs: bool = True) -> Owned:
+    """The toolbox's Secrets and ConfigMaps are listed first, then the Jobs and Pods. With `make job` running
+    at the same time this order converges: a Job created after our Job list was created before `make job` used
+    its Secret/ConfigMap again (kube/operations.py touches them after creating Jobs), which changes their
+    resourceVersion, so the delete (preconditioned on the listed version) leaves them."""
     sel = selector(project)
+    extras: list[Target] = []
+    if jobs:
+        prefix = f"{project.project_name}-"
+        for kind, infixes in (("Secret", ("-env-",)), ("ConfigMap", ("-files-", "-cells-"))):
+            for obj in gw.list(kind, sel, shape=objects.slim_meta):          # type: ignore[arg-type]
+                name = objects.name(obj)
+                if name.startswith(prefix) and any(i in name for i in infixes):
+                    extras.append(_target(kind, obj))
     engines, services = distributed.owned_extras(gw, project) if jobs else ([], [])
-    return Owned(gw.list("Job", sel) if jobs else [], gw.list("Pod", sel), engines, services)
+    return Owned(gw.list("Job", sel, shape=objects.slim_job) if jobs else [],
+                 gw.list("Pod", sel, shape=objects.slim_pod), extras, engines, services)
 
 
 def find_owned(owned: Owned, kind: Literal["job", "pod", "all"], failed_only: bool = False) -> list[Target]:
@@ -79,31 +99,25 @@ def _referenced(workload: Mapping[str, Any]) -> set[str]:
     return names
 
 
-def unused_extras(gw: Gateway, project: Project, owned: Owned, gone: Sequence[Target]) -> list[Target]:
+def unused_extras(owned: Owned, gone: Sequence[Target]) -> list[Target]:
     """The toolbox's own Secrets/ConfigMaps that no remaining Job or standalone Pod of the user refers to."""
     removed = {(t.kind, t.name) for t in gone}
     used: set[str] = set()
-    for kind, objects in (("Job", owned.jobs), ("PyTorchJob", owned.engines),
-                          ("Pod", [p for p in owned.pods if not _owned_by_job(p)])):
-        for obj in objects:
+    for kind, listed in (("Job", owned.jobs), ("PyTorchJob", owned.engines),
+                         ("Pod", [p for p in owned.pods if not _owned_by_job(p)])):
+        for obj in listed:
             if (kind, obj["metadata"]["name"]) not in removed:
                 used |= _referenced(obj)
-    prefix = f"{project.project_name}-"
-    out = []
-    for kind, infixes in (("Secret", ("-env-",)), ("ConfigMap", ("-files-", "-cells-"))):
-        for obj in gw.list(kind, selector(project)):                    # type: ignore[arg-type]
-            name = obj["metadata"]["name"]
-            if name.startswith(prefix) and any(i in name for i in infixes) and name not in used:
-                out.append(_target(kind, obj))
-    return out
+    return [t for t in owned.extras if t.name not in used]
 
 
 def delete(gw: Gateway, targets: Sequence[Target], report: Callable[[Target, str | None], None] | None = None
            ) -> DeleteReport:
-    """Delete each target (exactly the object listed: its uid is a precondition); already gone is fine."""
+    """Delete each target (exactly the object listed: its uid, and a Secret's or ConfigMap's version, are
+    preconditions); already gone is fine; a Secret/ConfigMap used again since the listing is kept (KEPT)."""
     result = DeleteReport()
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        futures = [pool.submit(gw.delete, t.kind, t.name, t.uid) for t in targets]
+        futures = [pool.submit(gw.delete, t.kind, t.name, t.uid, t.version) for t in targets]
         for target, future in zip(targets, futures):
             error = None
             try:
@@ -111,8 +125,10 @@ def delete(gw: Gateway, targets: Sequence[Target], report: Callable[[Target, str
             except NotFound:
                 pass
             except ClusterError as err:
-                error = str(err)
-            if error:
+                error = KEPT if err.status == 409 and target.version else str(err)
+            if error == KEPT:
+                result.kept.append(target)
+            elif error:
                 result.errors.append(error)
             else:
                 result.deleted.append(target)

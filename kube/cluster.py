@@ -85,7 +85,7 @@ class Gateway:
 
     # --- one request ---------------------------------------------------------------------------------------------
     def request(self, what: str, method: str, path: str, query: Mapping[str, Any] | None = None,
-                body: Any = None, stream: bool = False) -> Any:
+                body: Any = None, stream: bool = False, content_type: str = "application/json") -> Any:
         """One API call, retried on 429/5xx and lost connections until `retry_seconds`; the urllib3 response
         (2xx only) is returned unread when `stream`, else read."""
         import urllib3
@@ -94,7 +94,7 @@ class Gateway:
         data = None
         if body is not None:
             data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         timeout = urllib3.Timeout(connect=self.connect_timeout, read=None if stream else self.timeout)
         deadline = time.monotonic() + self.retry_seconds
         attempt = 0
@@ -234,12 +234,19 @@ class Gateway:
         kind, name = manifest["kind"], manifest["metadata"]["name"]
         return json.loads(self.request(f"create {kind} '{name}'", "POST", self._path(kind), body=manifest).data)
 
-    def delete(self, kind: ObjectKind, name: str, uid: str | None = None) -> None:
-        """Delete (its pods with a Job, in the background); `uid` makes sure it is the object that was checked."""
+    def delete(self, kind: ObjectKind, name: str, uid: str | None = None, version: str | None = None) -> None:
+        """Delete (its pods with a Job, in the background); `uid` (and `version`, a resourceVersion) make sure it
+        is the object that was checked: another one, or a changed one, is a 409 Conflict."""
         body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
-        if uid:
-            body["preconditions"] = {"uid": uid}
+        preconditions = {k: v for k, v in (("uid", uid), ("resourceVersion", version)) if v}
+        if preconditions:
+            body["preconditions"] = preconditions
         self.request(f"delete {kind} '{name}'", "DELETE", self._path(kind, name), body=body)
+
+    def patch(self, kind: ObjectKind, name: str, patch: Mapping[str, Any]) -> dict:
+        """A JSON merge patch (RFC 7386) of one object."""
+        return json.loads(self.request(f"patch {kind} '{name}'", "PATCH", self._path(kind, name), body=patch,
+                                       content_type="application/merge-patch+json").data)
 
     def logs(self, pod: str, tail: int | None = None, follow: bool = False, container: str = "main") -> Any:
         """The text of a pod's log; with follow, an iterator of text chunks until the container ends."""

@@ -16,6 +16,7 @@ def translate_mode(argv: list[str]) -> list[str]:
     while i < len(argv):
         arg = argv[i]
         key, eq, value = arg.partition("=")
+        key = "--pod_name" if key == "--pod" else key              # both spellings of the pod's name
         if key in ("--mode", "--pod_name", "--overwrite"):
             if not eq:
                 if i + 1 >= len(argv):

@@ -23,13 +23,21 @@ DOTENV_FILE = ".env"
 PROJECT_KEYS = ("project_name", "user", "namespace", "conda_env_name")
 API_KEYS = ("api_timeout", "api_connect_timeout", "api_retry_seconds")    # kube.yaml only, numbers > 0
 ALIASES = {"ephermal_storage": "ephemeral_storage"}   # the spelling of the toolbox this one replaces
+MAX_ENV_BYTES = 100 * 1024       # one NAME=value in a process environment: the kernel takes 128 KiB at most
 MERGED_MAPS = ("env", "volumes", "node_selector", "secret_env")     # merged key by key across levels
 EXCLUSIVE = (("gpu_whitelist", "gpu_blacklist"), ("hostname_whitelist", "hostname_blacklist"))
 FIELD_KINDS: dict[str, str] = {name: f.metadata["kind"] for name, f in setting_fields().items()}
 MAX_YAML_NODES = 200_000        # values after alias expansion: a config is hundreds; an alias bomb billions
 
 
+SIDE_KEYS = ("local_command", "remote_command", "cluster_command")     # what `[local](remote)` replaces
+
+
 def unknown_key(source: str, key_path: str, key: str, allowed: list[str]) -> ConfigError:
+    if key in SIDE_KEYS:
+        return ConfigError(source, key_path, "unknown key: write both sides in command: with the [local](remote) "
+                                             "notation, e.g. command: '[python train.py --cpu](python train.py)' "
+                                             "(docs/grid.md)")
     close = difflib.get_close_matches(key, allowed, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return ConfigError(source, key_path, f"unknown key{hint}")
@@ -112,7 +120,19 @@ def read_dotenv(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     from dotenv import dotenv_values
-    return {k: v if v is not None else "" for k, v in dotenv_values(path).items()}
+    try:
+        values = {k: v if v is not None else "" for k, v in dotenv_values(path, encoding="utf-8").items()}
+    except UnicodeDecodeError as err:
+        raise ConfigError(".env", "", f"expected UTF-8 text, found a byte that is not (at offset {err.start})") \
+            from None
+    except OSError as err:
+        raise ConfigError(".env", "", f"cannot read it ({err.strerror})") from None
+    for key, value in values.items():
+        if len(key) + len(value.encode()) > MAX_ENV_BYTES:
+            raise ConfigError(".env", key, f"expected a value under {MAX_ENV_BYTES // 1024} KiB (the OS refuses "
+                                           f"longer environment strings), got {len(value.encode()) // 1024} KiB; "
+                                           f"ship large data through S3")
+    return values
 
 
 def field_overrides(data: Mapping[str, Any], source: str, prefix: str) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from .naming import label_value, run_name, value_text
 
 STATE_WORDS = ("failed", "missing")      # `only=failed`: resolved against the cluster, not the grid
 BUILTINS = ("model", "dataset", "name", "project")
+MAX_CELLS = 100_000              # one selection; an Indexed Job holds as many, a namespace rarely more Jobs
+MAX_COMMAND = 100 * 1024         # bytes of one command: `bash -c` takes it as one argument (128 KiB at most)
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,14 @@ class _Builder:
             raise ConfigError(LAUNCH_FILE, path, f"two combinations share the name {name}")
         if name in self.names:              # the same combination may be selected by two run entries
             return
+        longest = max(len(local.encode()), len(remote.encode()))
+        if longest > MAX_COMMAND:
+            raise ConfigError(LAUNCH_FILE, f"{mpath}.command", f"expected a command under {MAX_COMMAND // 1024} KiB "
+                                                               f"once placeholders are filled (the OS refuses longer "
+                                                               f"arguments), got {longest // 1024} KiB for {name}")
+        if len(self.runs) >= MAX_CELLS:
+            raise ConfigError(LAUNCH_FILE, "run", f"expected at most {MAX_CELLS:,} cells in one selection, the grid "
+                                                  f"has more: narrow it with only=, or draw samples with search:")
         self.names[name] = identity
         labels = {**ownership.labels(project), "model": label_value(model), "dataset": label_value(dataset)}
         self.runs.append(Run(index=len(self.runs), name=name, model=model, dataset=dataset, hparams=hparams,

@@ -14,7 +14,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Callable, Mapping, Sequence, TextIO
 
-from . import multinode, results
+from . import checkpoints, multinode, processes, results
+from .processes import group_alive, killpg
 from .errors import RunError
 from .settings import Project, Run, RunSettings, default_of
 
@@ -25,6 +26,7 @@ TOOLBOX_DIR = Path(__file__).resolve().parent.parent
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 POLL_SECONDS = 0.05                       # how often the deadline and the group's members are checked
 KILL_WAIT_SECONDS = 5.0                   # after SIGKILL, how long to wait for the group to disappear
+BASH = shutil.which("bash") or "/bin/bash"      # found on our PATH: a .env PATH is the command's, not ours
 PUMP_WAIT_SECONDS = 2.0                   # after the command ends, how long its output may still come
 
 
@@ -40,11 +42,6 @@ class Interrupted(RunError):
 def local_environment(project: Project, settings: RunSettings) -> dict[str, str]:
     """Environment of a local run: the shell's, then `env:` from the configs, then `.env` (which wins)."""
     return {**os.environ, **settings.env, **project.dotenv}
-
-
-def grace_period(settings: RunSettings) -> float:
-    """Seconds a signalled command gets to save its work before its group is killed (`grace_period`)."""
-    return float(settings.grace_period)
 
 
 @dataclass(frozen=True)
@@ -88,15 +85,21 @@ def run_environment(run: Run, python: PythonEnv) -> dict[str, str]:
     pythonpath = [str(TOOLBOX_DIR.parent)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(pythonpath))
     env[results.ENV_NAME] = str(results.folder(run))       # the cell's results folder
+    if run.settings.checkpoint is not None:                 # and its checkpoint folder, as in jobs
+        env[checkpoints.ENV_NAME] = str(checkpoints.local_dir(run))
     env.setdefault("PYTHONUNBUFFERED", "1")                 # its output reaches us through a pipe: keep it live
     if multinode.is_multinode(run.settings) and not in_cluster():
         env.update(multinode.local_env(run.settings))      # a cell on several nodes runs here as one node
     return env
 
 
+CLUSTER_VARIABLE = "KUBE_TOOLBOX_CLUSTER"        # set in the toolbox's own Jobs and pods, nowhere else
+
+
 def in_cluster() -> bool:
-    """Inside a pod of the toolbox (NODE_NAME from the downward API), the remote side of the sugar runs."""
-    return bool(os.environ.get("NODE_NAME"))
+    """Inside a Job or pod of the toolbox the remote side of the sugar runs (not wherever NODE_NAME is set:
+    CI systems set that too)."""
+    return os.environ.get(CLUSTER_VARIABLE) == "1"
 
 
 def command_for(run: Run) -> str:
@@ -129,36 +132,6 @@ class Summary:
             why = "the interruption" if self.signal_name else "the first failure"
             text += f" ({len(self.skipped)} not run after {why})"
         return text
-
-
-def _killpg(pgid: int, signum: int) -> None:
-    """Signal a whole process group; one that is already gone is fine."""
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether a process of the group still runs; zombies don't count (a PID 1 that never reaps keeps them)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        state, _ppid, pgrp = text[text.rfind(")") + 2:].split()[:3]
-        if state not in "ZX" and int(pgrp) == pgid:
-            return True
-    return False
 
 
 def copy_output(pipe: IO[bytes], output: Callable[[bytes], None]) -> None:
@@ -197,6 +170,7 @@ class SignalGuard:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> SignalGuard:
+        processes.adopt_orphans()            # daemons a command starts (setsid) come back to us when orphaned
         if threading.current_thread() is not threading.main_thread():
             return self                      # Python only lets the main thread set handlers
         for signum in STOP_SIGNALS:
@@ -220,12 +194,12 @@ class SignalGuard:
             self._forward()
         else:                                # a second signal: no more grace
             self.deadline = time.monotonic()
-            _killpg(self.pgid, signal.SIGKILL)
+            killpg(self.pgid, signal.SIGKILL)
 
     def _forward(self) -> None:
         assert self.pgid is not None and self.signum is not None
         self.deadline = time.monotonic() + self.grace
-        _killpg(self.pgid, self.signum)
+        killpg(self.pgid, self.signum)
 
     def run(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], grace: float,
             output: Callable[[bytes], None] | None = None) -> int | None:
@@ -249,11 +223,13 @@ class SignalGuard:
             code = self._wait(proc)
         finally:
             if proc.returncode is None:      # the launcher is leaving early: take the command with it
-                _killpg(proc.pid, signal.SIGKILL)
+                killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             self.pgid = None                 # from here on a signal is only recorded
             if self.deadline is not None:
                 self._end_group(proc.pid)
+            else:                            # ended by itself: what it left running in the background ends too
+                processes.end_leftovers(proc.pid)
             self.deadline = None
             if pump is not None:             # a background process still holding the pipe must not hold us
                 pump.join(timeout=PUMP_WAIT_SECONDS)
@@ -269,14 +245,14 @@ class SignalGuard:
                 return proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 if self.deadline is not None and time.monotonic() >= self.deadline:
-                    _killpg(proc.pid, signal.SIGKILL)
+                    killpg(proc.pid, signal.SIGKILL)
 
     def _end_group(self, pgid: int) -> None:
         """The leader is gone; its group's other processes get the rest of the grace, then SIGKILL."""
         assert self.deadline is not None
         while group_alive(pgid) and time.monotonic() < self.deadline:
             time.sleep(POLL_SECONDS)
-        _killpg(pgid, signal.SIGKILL)
+        killpg(pgid, signal.SIGKILL)
         give_up = time.monotonic() + KILL_WAIT_SECONDS
         while group_alive(pgid) and time.monotonic() < give_up:
             time.sleep(POLL_SECONDS / 5)
@@ -298,7 +274,7 @@ def run_all(runs: Sequence[Run], *, keep_going: bool = True, dry_run: bool = Fal
         for run in runs:
             print(command_for(run), file=out)
         return summary
-    graces = [grace_period(run.settings) for run in runs]    # a bad value fails before anything runs
+    graces = [float(run.settings.grace_period) for run in runs]
     print(f"Python environment: {python.description}", file=out)
     with SignalGuard() as guard:
         for position, run in enumerate(runs):
@@ -307,7 +283,7 @@ def run_all(runs: Sequence[Run], *, keep_going: bool = True, dry_run: bool = Fal
                 print(header(run), file=out, flush=True)
                 assert run.project is not None
                 capture = results.prepare(run)
-                code = guard.run(["bash", "-c", command_for(run)], cwd=run.project.root,
+                code = guard.run([BASH, "-c", command_for(run)], cwd=run.project.root,
                                  env=run_environment(run, python), grace=graces[position], output=capture.feed)
                 if code is not None:
                     for problem in results.finish(run, code, capture):

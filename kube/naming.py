@@ -82,6 +82,21 @@ def is_name(text: str) -> bool:
     return len(text) <= MAX_NAME and bool(NAME_RE.match(text))
 
 
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def is_subdomain(text: str) -> bool:
+    """A DNS-1123 subdomain (<= 253): the names of ServiceAccounts, PriorityClasses, Secrets."""
+    return len(text) <= 253 and bool(DNS_SUBDOMAIN.match(text))
+
+
+def is_label_key(text: str) -> bool:
+    """`[prefix/]name`: a DNS subdomain prefix, a name of <= 63 alphanumerics, '-', '_', '.'."""
+    prefix, _, name = text.rpartition("/")
+    return (not prefix or is_subdomain(prefix)) and len(name) <= MAX_NAME and bool(LABEL_NAME.match(name))
+
+
 def is_label_value(text: str) -> bool:
     return len(text) <= MAX_NAME and bool(LABEL_VALUE_RE.match(text))
 

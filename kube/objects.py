@@ -54,13 +54,18 @@ def pod_spec(workload: Obj) -> Mapping[str, Any]:
     return (template or _EMPTY).get("spec") or _EMPTY if template is not None else spec(workload)
 
 
-_META_KEPT = ("name", "namespace", "uid", "labels", "annotations", "creationTimestamp", "deletionTimestamp",
+_META_KEPT = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "creationTimestamp", "deletionTimestamp",
               "ownerReferences")
 
 
 def _slim_meta(obj: Obj) -> dict[str, Any]:
     found = meta(obj)
     return {k: found[k] for k in _META_KEPT if k in found}
+
+
+def slim_meta(obj: Obj) -> dict[str, Any]:
+    """An object as its metadata alone (a Secret without its data)."""
+    return {"metadata": _slim_meta(obj)}
 
 
 def _refs(pod: Mapping[str, Any]) -> dict[str, Any]:

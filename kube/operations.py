@@ -21,6 +21,7 @@ from .render import Rendered
 from .settings import Project, Run, RunSettings
 
 WORKERS = 8
+USED_ANNOTATION = "kube-toolbox/used"
 Outcome = Literal["created", "replaced", "unchanged", "changed", "failed"]
 
 
@@ -240,8 +241,21 @@ def submit(gw: Gateway, project: Project, rendered: RenderedGrid, existing: Mapp
             result.results.append(item)
             if report:
                 report(item)
+    if any(r.outcome in ("created", "replaced") for r in result.results):
+        touch(gw, project, rendered.objects)
     result.calls = gw.calls
     return result
+
+
+def touch(gw: Gateway, project: Project, extras: Sequence[Mapping[str, Any]]) -> None:
+    """After creating Jobs, mark their Secrets/ConfigMaps used (a new resourceVersion), recreating any that a
+    concurrent `make delete` removed: its delete, preconditioned on the version it listed, then leaves them."""
+    stamp = {"metadata": {"annotations": {USED_ANNOTATION: datetime.now(timezone.utc).isoformat()}}}
+    for obj in extras:
+        try:
+            gw.patch(obj["kind"], obj["metadata"]["name"], stamp)
+        except NotFound:
+            ensure(gw, project, obj)
 
 
 # --- smoke ------------------------------------------------------------------------------------------------------

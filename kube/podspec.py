@@ -5,10 +5,13 @@ the templates write them.
 """
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Any, Mapping
 
+from . import checkpoints
 from .errors import ConfigError
+from .naming import volume_name as volume_name_of
 from .settings import RunSettings
 
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -20,19 +23,22 @@ def failure_policy(s: RunSettings, indexed: bool) -> dict:
     """Disruptions (preemption, eviction, node drain) never count as failures; with fail_fast, a non-zero exit
     of the command fails the cell (FailIndex in an array) without using the retry budget."""
     rules: list[dict[str, Any]] = [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget",
-                                                                           "status": "True"}]}]
+                                                                           "status": "True"}]},
+                                   *checkpoints.requeue_rule(s)]
     if s.fail_fast:
         rules.append({"action": "FailIndex" if indexed else "FailJob",
                       "onExitCodes": {"containerName": "main", "operator": "NotIn", "values": [0]}})
     return {"rules": rules}
 
 
-def job_fields(s: RunSettings, units: int | None) -> dict[str, Any]:
-    """Job spec fields beyond backoffLimit; `units` is the number of indexes of an array Job (else None)."""
+def job_fields(s: RunSettings, units: int | None, parallelism: int | None = None) -> dict[str, Any]:
+    """Job spec fields beyond backoffLimit; `units` is the number of indexes of an array Job (else None), run
+    `parallelism` at a time (its share of max_parallel)."""
     out: dict[str, Any] = {}
     if units is not None:
         out.update({"completionMode": "Indexed", "completions": units,
-                    "parallelism": min(s.max_parallel or units, units), "backoffLimitPerIndex": s.backoff_limit})
+                    "parallelism": min(parallelism or s.max_parallel or units, units),
+                    "backoffLimitPerIndex": s.backoff_limit})
     if s.max_runtime:
         out["activeDeadlineSeconds"] = s.max_runtime
     out["podFailurePolicy"] = failure_policy(s, units is not None)
@@ -65,17 +71,18 @@ def secret_env(s: RunSettings) -> list[dict]:
     return out
 
 
-def pod_fields(s: RunSettings, sidecar: dict | None) -> dict[str, Any]:
-    """Pod spec fields: priority, placement, identity, and the sidecar as a native one (init, restart Always)."""
-    out: dict[str, Any] = {}
+def pod_fields(s: RunSettings, sidecars: list[dict]) -> dict[str, Any]:
+    """Pod spec fields: the grace a stopping pod gets, priority, placement, identity, and the sidecars as native
+    ones (init containers that keep running)."""
+    out: dict[str, Any] = {"terminationGracePeriodSeconds": s.termination_grace}
     if s.priority_class:
         out["priorityClassName"] = s.priority_class
     if s.node_selector:
         out["nodeSelector"] = dict(s.node_selector)
     if s.service_account:
         out["serviceAccountName"] = s.service_account
-    if sidecar:
-        out["initContainers"] = [sidecar]
+    if sidecars:
+        out["initContainers"] = list(sidecars)
     return out
 
 
@@ -111,6 +118,11 @@ def quantity(value: float, unit: str = "") -> str:
 
 def resources(s: RunSettings) -> dict:
     """Requests from the settings; limits = limit_ratio x requests for CPU and memory, = requests for GPUs."""
+    for key, value, unit, least in (("cpu_count", s.cpu_count, "", "0.001 (1m)"),
+                                    ("memory", s.memory, "Gi", "0.001 (1Mi)"),
+                                    ("ephemeral_storage", s.ephemeral_storage, "Gi", "0.001 (1Mi)")):
+        if value and re.match(r"^0[a-zA-Z]*$", quantity(value, unit)):
+            raise ConfigError("config/launch.yaml", key, f"expected at least {least}: {value} rounds to zero")
     requests = {"cpu": quantity(s.cpu_count), "memory": quantity(s.memory, "Gi")}
     limits = {"cpu": quantity(s.cpu_count * s.limit_ratio), "memory": quantity(s.memory * s.limit_ratio, "Gi")}
     if s.ephemeral_storage:
@@ -145,3 +157,18 @@ def check_quantities(res: Mapping[str, Mapping[str, str]], where: str) -> None:
         for name, q in (res.get(kind) or {}).items():
             if not isinstance(q, str) or not _QUANTITY.match(q):
                 raise ConfigError(where, f"resources.{kind}.{name}", f"expected a quantity string, got {q!r}")
+
+
+def check_mounts(mounts: list[dict], claims: Mapping[str, str]) -> None:
+    """Every container path mounted once: a claim at /dev/shm, /scratch or the toolbox's own folders, or two
+    claims at one path, is refused (the API server would reject the pod, or one mount would hide the other)."""
+    seen: dict[str, str] = {}
+    for mount in mounts:
+        path = posixpath.normpath(mount["mountPath"])
+        owner = next((f"volumes.{claim}" for claim, at in claims.items()
+                      if volume_name_of(claim) == mount["name"]), None)
+        if path in seen:
+            key = owner or seen[path]
+            raise ConfigError("config/launch.yaml", key, f"expected a mount path of its own; {path} is also where "
+                                                         f"{seen[path] if owner else owner} is mounted")
+        seen[path] = owner or f"the toolbox's {mount['name']} volume"

@@ -16,7 +16,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from . import multinode, ownership, podspec, pytorchjob, workloads, yamltext
+from . import checkpoints, multinode, ownership, podspec, pytorchjob, workloads, yamltext
+from .checks import check_claims
 from .errors import ConfigError
 from .files import FileSet
 from .settings import Project, Run, RunSettings
@@ -27,8 +28,10 @@ ANNOTATION_SPEC = "kube-toolbox/spec-hash"
 ANNOTATION_HPARAMS = "kube-toolbox/hparams"
 FILES_MOUNT = "/etc/toolbox/files"
 SSH_MOUNT = "/etc/toolbox/ssh"
+MAX_OBJECT_BYTES = 900 * 1024        # a Secret or ConfigMap holds 1 MiB in all, keys and metadata included
+MAX_ANNOTATIONS_BYTES = 256 * 1024   # all annotations of one object together
 LAPTOP_ONLY_ENV = ("CUDA_VISIBLE_DEVICES",)    # a laptop's GPU choice would hide a job's GPUs
-JOB_ENV = {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "UTF-8"}
+JOB_ENV = {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "UTF-8", "KUBE_TOOLBOX_CLUSTER": "1"}
 _MARK = "@kube-toolbox:"              # stands in for per-submission annotation values while hashing
 
 
@@ -127,6 +130,11 @@ def env_secret(project: Project) -> dict | None:
     if not values:
         return None
     data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())}
+    size = sum(len(k) + len(v) for k, v in data.items())
+    if size > MAX_OBJECT_BYTES:
+        raise ConfigError(".env", "", f"the values add up to {size // 1024} KiB once encoded, expected at most "
+                                      f"{MAX_OBJECT_BYTES // 1024} KiB (a Secret holds 1 MiB; ship large values "
+                                      f"through S3)")
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": ownership.object_name(project, "env", data), "namespace": project.namespace,
                          "labels": ownership.labels(project)},
@@ -177,23 +185,22 @@ def _workload_values(project: Project, s: RunSettings, extras: Extras) -> dict:
     volumes = [{"name": "dshm", "emptyDir": {"medium": "Memory"}},
                {"name": "ssh-key", "secret": {"secretName": f"{project.project_name}-ssh-key", "optional": True,
                                               "defaultMode": 0o400}}]
-    mounts = [{"name": "dshm", "mountPath": "/dev/shm"}, {"name": "ssh-key", "mountPath": SSH_MOUNT, "readOnly": True}]
-    seen: dict[str, str] = {}
+    mounts: list[dict] = [{"name": "dshm", "mountPath": "/dev/shm"},
+                          {"name": "ssh-key", "mountPath": SSH_MOUNT, "readOnly": True}]
+    check_claims(s.volumes, ("config/launch.yaml", "volumes"))     # levels merged key by key can collide
     for pvc, path in s.volumes.items():
         vol = volume_name(pvc)
-        if vol in seen:          # levels merged key by key can still bring two colliding claims together
-            raise ConfigError("config/launch.yaml", f"volumes.{pvc}", f"expected claim names that stay distinct "
-                                                                      f"as volume names; it collides with {seen[vol]}")
-        seen[vol] = pvc
         volumes.append({"name": vol, "persistentVolumeClaim": {"claimName": pvc}})
         mounts.append({"name": vol, "mountPath": path})
     if extras.files_configmap:
         items = [{"key": f"f{i}", "path": p} for i, p in enumerate(extras.files)]
         volumes.append({"name": "files", "configMap": {"name": extras.files_configmap, "items": items}})
         mounts.append({"name": "files", "mountPath": FILES_MOUNT, "readOnly": True})
-    more_volumes, more_mounts = podspec.scratch(s)
-    volumes += more_volumes
-    mounts += more_mounts
+    checkpoints.check(s)
+    for more_volumes, more_mounts in (podspec.scratch(s), checkpoints.volume(s)):
+        volumes += more_volumes
+        mounts += more_mounts
+    podspec.check_mounts([*mounts, {"name": "cells", "mountPath": workloads.CELLS_MOUNT}], s.volumes)
     # `.env` wins over `env:` as it does locally; in a pod `env` would win over `envFrom`, so leave those out.
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in {**JOB_ENV, **s.env}.items()
            if k not in LAPTOP_ONLY_ENV and k not in project.dotenv]
@@ -203,13 +210,14 @@ def _workload_values(project: Project, s: RunSettings, extras: Extras) -> dict:
     podspec.check_quantities(res, "settings")
     env_from = [{"secretRef": {"name": extras.env_secret}}] if extras.env_secret else []
     startup = startup_script(project, s, extras.files)
-    side = podspec.sidecar(s, startup, env, env_from, mounts)
+    sidecars = [c for c in (podspec.sidecar(s, startup, env, env_from, mounts),
+                            checkpoints.sidecar(s, startup, env, env_from, mounts)) if c]
     return {
         "namespace": project.namespace, "settings": s, "affinity": _shared(podspec.affinity(s)),
         "tolerations": _shared([{"key": t, "operator": "Exists", "effect": "NoSchedule"} for t in s.tolerations]),
         "volumes": _shared(volumes), "mounts": _shared(mounts), "env": _shared(env), "resources": _shared(res),
         "env_from": _shared(env_from), "startup": startup,
-        "pod_extra": {k: _shared(v) for k, v in podspec.pod_fields(s, side).items()},
+        "pod_extra": {k: _shared(v) for k, v in podspec.pod_fields(s, sidecars).items()},
         "job_extra": {k: _shared(v) for k, v in podspec.job_fields(s, None).items()},
         "backoff_limit": s.backoff_limit,
     }
@@ -291,7 +299,7 @@ class Renderer:
         values["volumes"] = [*values["volumes"], {"name": "cells", "configMap": {"name": cm["metadata"]["name"]}}]
         values["mounts"] = [*values["mounts"], {"name": "cells", "mountPath": workloads.CELLS_MOUNT,
                                                 "readOnly": True}]
-        values["job_extra"] = podspec.job_fields(w.settings, len(w.units))
+        values["job_extra"] = podspec.job_fields(w.settings, len(w.units), w.parallelism)
         values["backoff_limit"] = None
         return self._render(w.name, labels, w.settings, notes, workloads.array_dispatch(), values, "array",
                             len(w.cells))
@@ -307,6 +315,11 @@ class Renderer:
         if _MARK + ANNOTATION_SPEC not in text:
             raise ConfigError("templates/job.yaml.j2", "metadata.annotations",
                               "the template must render `annotations` (they carry the spec hash)")
+        size = sum(len(k) + len(v) for k, v in {**notes, **self.annotations}.items())
+        if size > MAX_ANNOTATIONS_BYTES:
+            raise ConfigError(f"Job {name!r}", "metadata.annotations",
+                              f"the annotations add up to {size // 1024} KiB, expected at most "
+                              f"{MAX_ANNOTATIONS_BYTES // 1024} KiB (the API server's limit; long hparam values?)")
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         text = text.replace(_MARK + ANNOTATION_SPEC, digest)
         for key, value in self.annotations.items():

@@ -8,7 +8,8 @@ from typing import Any, Literal, Mapping
 # The kinds of value a setting takes; kube/config.py holds the one check per kind.
 Kind = Literal["str", "opt_str", "port", "count", "opt_count", "positive", "nonneg", "ratio", "seconds",
                "bool", "duration", "str_list", "str_map", "env_map", "volume_map", "file_list", "secret_refs",
-               "server", "shared", "folder", "positive_count", "timeout", "engine"]
+               "server", "shared", "folder", "cap", "label_map", "dns_name", "checkpoint", "code", "exit_code",
+               "positive_count", "timeout", "engine"]
 
 
 
@@ -34,6 +35,16 @@ class Project:
     api_timeout: float = 30.0           # seconds to wait for one API answer
     api_connect_timeout: float = 10.0   # seconds to open a connection
     api_retry_seconds: float = 60.0     # total time spent retrying one call (429/5xx/connection errors)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """`checkpoint:`: each cell's folder is `<path>/<cell name>/` ($CHECKPOINT_DIR), synced every `every`
+    seconds while a job runs and once more when it stops; the bucket keeps the newest `keep` entries."""
+
+    path: str
+    every: int = 300
+    keep: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,7 @@ class RunSettings:
                          "`<registry_host>/<gitlab_user>/<project_name>:latest`")
     gitlab_user: str = setting("", "str", "part of the default image", "`<user>`")
     registry_host: str = setting("gitlab-registry.nrp-nautilus.io", "str", "part of the default image")
-    image_pull_secrets: str = setting("", "str", "the registry pull secret", "`<project_name>-read-registry`")
+    image_pull_secrets: str = setting("", "dns_name", "the registry pull secret", "`<project_name>-read-registry`")
     prefix: str = setting("", "str", "put before every job name")
     tolerations: tuple[str, ...] = setting((), "str_list", "taint keys tolerated for NoSchedule")
     gpu_whitelist: tuple[str, ...] = setting((), "str_list", "GPU products allowed (not with gpu_blacklist)")
@@ -81,13 +92,13 @@ class RunSettings:
                                              "`<results>/<cell name>/` is `$RESULTS_DIR`")
     max_runtime: int | None = setting(None, "duration", "a Job's time limit: `90m`, `6h`, `2d` or seconds "
                                                         "(`activeDeadlineSeconds`)")
-    max_parallel: int | None = setting(None, "opt_count", "array mode: the selected cells as one Indexed Job, "
+    max_parallel: int | None = setting(None, "cap", "array mode: the selected cells as one Indexed Job, "
                                                           "at most N running at once")
     fail_fast: bool = setting(True, "bool", "your command's non-zero exit fails the cell at once (no retry); "
                                             "preemption and eviction never count")
-    priority_class: str | None = setting(None, "opt_str", "`priorityClassName` of jobs and pods")
-    node_selector: Mapping[str, str] = setting({}, "str_map", "`nodeSelector`: node labels a pod needs")
-    service_account: str | None = setting(None, "opt_str", "`serviceAccountName` of jobs and pods")
+    priority_class: str | None = setting(None, "dns_name", "`priorityClassName` of jobs and pods")
+    node_selector: Mapping[str, str] = setting({}, "label_map", "`nodeSelector`: node labels a pod needs")
+    service_account: str | None = setting(None, "dns_name", "`serviceAccountName` of jobs and pods")
     queue: str | None = setting(None, "opt_str", "Kueue local queue: the Job is created suspended for Kueue "
                                                  "to admit")
     secret_env: Mapping[str, str] = setting({}, "secret_refs", "`{VAR: secret-name/key}` from Secrets already "
@@ -98,6 +109,15 @@ class RunSettings:
                                                                "the command (e.g. TensorBoard), `make forward`")
     shared: int = setting(1, "shared", "cells packed per Job, run at once on the same GPUs (1: one cell a Job; "
                                        "a fraction f packs 1/f)")
+    checkpoint: Checkpoint | None = setting(None, "checkpoint", "`checkpoints/` or `{path, every, keep}`: each "
+                                                               "cell's `$CHECKPOINT_DIR`, restored and synced "
+                                                               "through S3 (docs/checkpoints.md)")
+    termination_grace: int = setting(120, "count", "seconds a stopping pod gets (`terminationGracePeriodSeconds`): "
+                                                   "the checkpoint's final sync runs in them")
+    requeue_exit_code: int | None = setting(None, "exit_code", "an exit status that starts the pod again "
+                                                               "(from its checkpoint) instead of failing the cell")
+    code: str = setting("commit", "code", "what jobs run: `commit` (the one submitted), `latest` (git pull), "
+                                          "`image` (the image's copy)")
     nodes: int = setting(1, "positive_count", "nodes a cell runs on (`gpu_count`, `cpu_count`, `memory` are per "
                                               "node): [multi-node.md](multi-node.md)")
     master_port: int = setting(29500, "port", "`MASTER_PORT` of a cell on several nodes")

@@ -7,6 +7,7 @@ form one Indexed Job whose index i runs unit i, its script read from a ConfigMap
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import io
 import shlex
@@ -14,7 +15,8 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
-from . import ownership
+from . import checkpoints, ownership
+from .errors import ConfigError
 from .results import shell_export
 from .naming import sanitize
 from .settings import Project, Run, RunSettings
@@ -23,6 +25,8 @@ WorkloadKind = Literal["cell", "pack", "array"]
 ANNOTATION_CELLS = "kube-toolbox/cells"     # units separated by spaces, the cells of a unit by "+"
 CELLS_MOUNT = "/etc/toolbox/cells"
 CELLS_FILE = "cells.tgz"
+MAX_INDEXES = 100_000                # completions of an Indexed Job with backoffLimitPerIndex (API server limit)
+MAX_CELLS_BYTES = 900 * 1024         # the cells ConfigMap's binaryData, under the 1 MiB object limit
 RESULTS = "${KUBE_TOOLBOX_RESULTS:-/dev/termination-log}"
 
 
@@ -39,6 +43,7 @@ class Workload:
     name: str
     units: tuple[tuple[Run, ...], ...]
     settings: RunSettings
+    parallelism: int | None = None          # an array's share of max_parallel
 
     @property
     def cells(self) -> list[Run]:
@@ -67,7 +72,9 @@ def _name(kind: str, runs: Sequence[Run], project: Project) -> str:
 
 
 def plan_workloads(runs: Sequence[Run], project: Project) -> list[Workload]:
-    """Group the cells by settings (first appearance order), pack, and make arrays where asked."""
+    """Group the cells by settings (first appearance order), pack, and make arrays where asked: an array is
+    split where the API server's limits need it (indexes, ConfigMap size), and the arrays that share a
+    `max_parallel` share it: together they never run more than that many units at once."""
     groups: dict[RunSettings, list[Run]] = {}
     for run in runs:
         groups.setdefault(run.settings, []).append(run)
@@ -76,13 +83,50 @@ def plan_workloads(runs: Sequence[Run], project: Project) -> list[Workload]:
         size = max(settings.shared, 1)
         units = [tuple(cells[i:i + size]) for i in range(0, len(cells), size)]
         if settings.max_parallel:
-            out.append(Workload("array", _name("array", cells, project), tuple(units), settings))
+            for part in _fitting(units):
+                members = [r for unit in part for r in unit]
+                out.append(Workload("array", _name("array", members, project), tuple(part), settings))
             continue
         for unit in units:
             if len(unit) == 1:
                 out.append(Workload("cell", unit[0].name, (unit,), settings))
             else:
                 out.append(Workload("pack", _name(f"pack{len(unit)}", unit, project), (unit,), settings))
+    return _share_parallelism(out)
+
+
+def _fitting(units: list[tuple[Run, ...]]) -> list[list[tuple[Run, ...]]]:
+    """Units cut into arrays the API server accepts: at most MAX_INDEXES indexes, a cells ConfigMap that fits."""
+    if len(units) > MAX_INDEXES:
+        return [p for i in range(0, len(units), MAX_INDEXES) for p in _fitting(units[i:i + MAX_INDEXES])]
+    if len(units) > 1 and 4 * ((len(_archive(units)) + 2) // 3) > MAX_CELLS_BYTES:
+        half = len(units) // 2
+        return _fitting(units[:half]) + _fitting(units[half:])
+    return [units]
+
+
+def _share_parallelism(planned: list[Workload]) -> list[Workload]:
+    """Each array's parallelism: its share (by units) of the max_parallel it has in common with other arrays."""
+    by_cap: dict[int, list[int]] = {}
+    for i, w in enumerate(planned):
+        if w.kind == "array" and w.settings.max_parallel:
+            by_cap.setdefault(w.settings.max_parallel, []).append(i)
+    out = list(planned)
+    for cap, members in by_cap.items():
+        if len(members) > cap:
+            raise ConfigError("config/launch.yaml", "max_parallel",
+                              f"expected at least {len(members)}: the selected cells form {len(members)} arrays "
+                              f"(their settings differ, or an array would exceed the API server's limits) and each "
+                              f"runs at least one cell at a time, so {cap} at once cannot hold")
+        sizes = [len(planned[i].units) for i in members]
+        shares = [min(n, max(1, cap * n // sum(sizes))) for n in sizes]
+        spare = cap - sum(shares)
+        for j in sorted(range(len(members)), key=lambda j: sizes[j] - shares[j], reverse=True):
+            extra = max(0, min(spare, sizes[j] - shares[j]))
+            shares[j] += extra
+            spare -= extra
+        for i, share in zip(members, shares):
+            out[i] = dataclasses.replace(planned[i], parallelism=share)
     return out
 
 
@@ -92,7 +136,7 @@ def unit_script(unit: Sequence[Run]) -> str:
     Each cell's command first gets its results folder as `$RESULTS_DIR` (kube/results.py).
     """
     if len(unit) == 1:
-        return shell_export(unit[0]) + unit[0].remote_command + "\n"
+        return shell_export(unit[0]) + checkpoints.restore_lines(unit[0]) + unit[0].remote_command + "\n"
     lines = ["kube_toolbox_prefix() { while IFS= read -r line || [ -n \"$line\" ]; do "
              "printf '[%s] %s\\n' \"$1\" \"$line\"; done; }"]
     for i, run in enumerate(unit):
@@ -122,15 +166,20 @@ def array_dispatch() -> str:
 
 def cells_archive(workload: Workload) -> bytes:
     """`<i>.sh` for each unit, as a gzipped tar that does not depend on when it was made (stable names)."""
+    return _archive(workload.units)
+
+
+def _archive(units: Sequence[tuple[Run, ...]]) -> bytes:
     raw = io.BytesIO()
     with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            for i, unit in enumerate(workload.units):
+            for i, unit in enumerate(units):
                 data = (f"echo \"kube-toolbox: index $JOB_COMPLETION_INDEX runs "
                         f"{' '.join(r.name for r in unit)}\"\n" + unit_script(unit)).encode()
-                info = tarfile.TarInfo(f"{i}.sh")
-                info.size, info.mode, info.mtime = len(data), 0o644, 0
-                tar.addfile(info, io.BytesIO(data))
+                for name, content in ((f"{i}.sh", data), (f"{i}.cell", " ".join(r.name for r in unit).encode())):
+                    info = tarfile.TarInfo(name)          # `.cell`: which cell an index runs (the checkpoint sidecar)
+                    info.size, info.mode, info.mtime = len(content), 0o644, 0
+                    tar.addfile(info, io.BytesIO(content))
     return raw.getvalue()
 
 

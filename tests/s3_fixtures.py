@@ -22,38 +22,47 @@ import pytest
 ACCESS_KEY, SECRET_KEY = "toolboxtest", "toolboxtestsecret"
 
 
-def _free_port(limit: int = 50000) -> int:
-    """A free port below `limit` (SeaweedFS puts each gRPC port at port + 10000)."""
-    for _ in range(200):
+def _free_ports(count: int, limit: int = 50000) -> list[int]:
+    """`count` distinct free ports below `limit` (a gRPC port may default to port + 10000, kept below 65536)."""
+    ports: list[int] = []
+    for _ in range(200 * count):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if port < limit:
-            return port
-    raise RuntimeError("no free port below %d" % limit)
+        if port < limit and port not in ports:
+            ports.append(port)
+            if len(ports) == count:
+                return ports
+    raise RuntimeError("no %d free ports below %d" % (count, limit))
 
 
-def _stopper(proc: subprocess.Popen) -> Callable[..., None]:
-    def stop(hard: bool = False) -> None:
+@dataclass
+class Server:
+    """A test server process, the ports it was given (name -> port) and the URL it answers on."""
+
+    url: str
+    proc: subprocess.Popen
+    ports: dict[str, int]
+
+    def stop(self, hard: bool = False) -> None:
         """Terminate (or, with hard=True, kill at once, as a crash or a network cut would)."""
         if hard:
-            proc.kill()
-            proc.wait(timeout=10)
+            self.proc.kill()
+            self.proc.wait(timeout=10)
             return
-        proc.terminate()
+        self.proc.terminate()
         try:
-            proc.wait(timeout=5)
+            self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    return stop
+            self.proc.kill()
+            self.proc.wait(timeout=10)
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"S3 test server exited with {proc.returncode}")
+            raise RuntimeError(f"exited with {proc.returncode}")
         try:
             urllib.request.urlopen(url, timeout=1)
             return
@@ -61,48 +70,77 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
             return                          # it answers (403 without credentials is an answer)
         except OSError:
             time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"S3 test server at {url} did not answer in {timeout} s")
+    raise RuntimeError(f"did not answer at {url} in {timeout} s")
 
 
-def start_seaweedfs(workdir: Path) -> tuple[str, Callable[[], None]]:
-    """`weed mini` with one identity; telemetry always off (it would report to an outside host)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    config = workdir / "s3.json"
-    config.write_text(json.dumps({"identities": [{"name": "test", "credentials": [
+def start_server(name: str, command: Callable[[dict[str, int]], list[str]], port_names: tuple[str, ...],
+                 log_dir: Path, attempts: int = 3) -> Server:
+    """The one way tests start a server: free ports for `port_names` (the first is the HTTP one it answers on),
+    `command(ports)` run with its output in `log_dir`, then wait for an answer; a failed start is retried with new
+    ports (another process may have taken one meanwhile), `attempts` times in all."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    why = ""
+    for attempt in range(1, attempts + 1):
+        ports = dict(zip(port_names, _free_ports(len(port_names))))
+        log = log_dir / f"{name}-{attempt}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(command(ports), stdout=out, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{ports[port_names[0]]}"
+        try:
+            _wait_http(url, proc)
+            return Server(url, proc, ports)
+        except RuntimeError as err:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+            why = f"{err}; its log ends: {log.read_text(errors='replace')[-1500:]}"
+    raise RuntimeError(f"{name} did not start in {attempts} attempts: {why}")
+
+
+# Every listener `weed mini` opens, each given a free port (none left to its fixed defaults, which two servers or
+# another program would share); the Iceberg and Lance catalogs are turned off.
+SEAWEED_PORTS = ("s3.port", "s3.port.grpc", "master.port", "master.port.grpc", "filer.port", "filer.port.grpc",
+                 "volume.port", "volume.port.grpc", "admin.port", "admin.port.grpc")
+SEAWEED_VOLUMES = 400           # -volume.max: fixed, so the buckets it holds never depend on the free disk
+SEAWEED_VOLUME_MB = 8           # -master.volumeSizeLimitMB: small volumes, so the budget is small too
+
+
+def seaweedfs_command(workdir: Path, ports: dict[str, int], volume_mb: int = SEAWEED_VOLUME_MB) -> list[str]:
+    """The `weed mini` command line: one identity, telemetry always off, a fixed volume budget, all ports given."""
+    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+    return [weed, "mini", "-dir", str(workdir / "data"), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1",
+            "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-s3.config", str(workdir / "s3.json"),
+            f"-volume.max={SEAWEED_VOLUMES}", f"-master.volumeSizeLimitMB={volume_mb}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0", *(f"-{flag}={port}" for flag, port in ports.items())]
+
+
+def start_seaweedfs(workdir: Path, wrap: Callable[[list[str]], list[str]] = lambda cmd: cmd,
+                    volume_mb: int = SEAWEED_VOLUME_MB) -> Server:
+    """SeaweedFS (`weed mini`, see seaweedfs_command) with its data in `workdir`; `wrap` turns the command into the
+    one to run (e.g. inside a mount namespace with a small filesystem); benchmarks moving gigabytes take larger
+    volumes (`volume_mb`: 400 of them hold 400 x volume_mb)."""
+    (workdir / "data").mkdir(parents=True, exist_ok=True)
+    (workdir / "s3.json").write_text(json.dumps({"identities": [{"name": "test", "credentials": [
         {"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}], "actions": ["Admin", "Read", "Write", "List",
                                                                           "Tagging"]}]}))
-    ports = {name: _free_port() for name in ("s3", "master", "filer", "volume")}
-    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
-    proc = subprocess.Popen([weed, "mini", "-dir", str(workdir / "data"), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1",
-                             "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
-                             "-s3.config", str(config), "-s3.port", str(ports["s3"]),
-                             "-master.port", str(ports["master"]), "-filer.port", str(ports["filer"]),
-                             "-volume.port", str(ports["volume"])],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{ports['s3']}"
-    _wait_http(url, proc)
-    return url, _stopper(proc)
+    return start_server("seaweedfs", lambda ports: wrap(seaweedfs_command(workdir, ports, volume_mb)), SEAWEED_PORTS,
+                        workdir)
 
 
-def start_moto() -> tuple[str, Callable[[], None]]:
-    port = _free_port()
+def start_moto(workdir: Path) -> Server:
     server = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    _wait_http(url, proc)
-    return url, _stopper(proc)
+    return start_server("moto", lambda ports: [server, "-H", "127.0.0.1", "-p", str(ports["http"])], ("http",),
+                        workdir)
 
 
-def _server_url(variable: str, start: Callable[[], tuple[str, Callable[[], None]]]):
+def _server_url(variable: str, start: Callable[[], Server]):
     """The URL of a running server named by `variable`, else of one started for the session (and stopped)."""
     if os.environ.get(variable):
         yield os.environ[variable]
         return
-    url, stop = start()
-    yield url
-    stop()
+    server = start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -111,8 +149,8 @@ def seaweedfs_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def moto_url():
-    yield from _server_url("TOOLBOX_TEST_MOTO_URL", start_moto)
+def moto_url(tmp_path_factory):
+    yield from _server_url("TOOLBOX_TEST_MOTO_URL", lambda: start_moto(tmp_path_factory.mktemp("moto")))
 
 
 @dataclass

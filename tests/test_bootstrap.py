@@ -241,7 +241,7 @@ def test_logs_with_a_name_reaches_the_launcher(project: Path):
 # --- Makefile: short names, project.mk, .env ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("short, long", [("up", "upload"), ("down", "download"), ("ls", "list"), ("rm", "remove"),
-                                         ("fd", "find")])
+                                         ("fd", "find"), ("mn", "monitor")])
 def test_short_names_run_the_same_recipe(project: Path, short: str, long: str):
     expected = make(project, "-n", long, "file=data/")
     got = make(project, "-n", short, "file=data/")

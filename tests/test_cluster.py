@@ -38,7 +38,8 @@ def test_job_creates_one_labelled_job_per_combination(project, kube):
     calls = [(r["method"], r["path"]) for r in kube.requests()]
     assert calls.count(("GET", "/apis/batch/v1/namespaces/lab/jobs")) == 1
     assert calls.count(("POST", "/apis/batch/v1/namespaces/lab/jobs")) == 4
-    assert len(calls) == 1 + 1 + 4          # one list, the Secret, one create per job
+    assert len(calls) == 1 + 1 + 4 + 1      # one list, the Secret, one create per job, the Secret marked used
+    assert calls[-1] == ("PATCH", f"/api/v1/namespaces/lab/secrets/{secrets[0]['metadata']['name']}")
 
 
 def test_resubmission_is_idempotent(project, kube):
@@ -280,3 +281,51 @@ def test_only_failed_on_a_large_grid_renders_each_chosen_job_once(project, kube,
     assert sum(m == "POST" for m, _ in job_calls) == len(failed)
     assert len(job_calls) == len(lists) + 2 * len(failed)
     assert not [c for c in calls if "/pods" in c[1]]               # no packed Job: the pods are not needed
+
+
+# --- two users, and make delete while make job runs ------------------------------------------------------------------
+
+def test_users_that_fold_to_one_name_share_nothing(project, kube):
+    """`Alice` and `alice` (or `a.lice`, `a_lice`) are different labels, so every object name differs too."""
+    kube_yaml = project / "config" / "kube.yaml"
+    (project / "config" / "launch.yaml").write_text("file: [src/avg.py]\n" +
+                                                    (project / "config" / "launch.yaml").read_text())
+    made = {}
+    for user in ("Alice", "alice", "a_lice"):
+        kube_yaml.write_text(kube_yaml.read_text().replace(kube_yaml.read_text().split("user: ")[1].split("\n")[0],
+                                                           user))
+        code, out, err = run(project, "job")
+        assert code == 0 and "4 created" in out, err
+        code, out, err = run(project, "pod")
+        assert code == 0, err
+        made[user] = {o["metadata"]["name"] for plural in ("jobs", "configmaps", "secrets", "pods")
+                      for o in kube.objects(plural) if o["metadata"]["labels"]["user"] == user}
+    assert len(made["Alice"]) == len(made["alice"]) == len(made["a_lice"]) == 4 + 1 + 1 + 1
+    assert not made["Alice"] & made["alice"] and not made["alice"] & made["a_lice"]
+
+
+@pytest.mark.parametrize("order", ["job-used-them-before-delete-listed-jobs", "job-used-them-after-delete-listed"])
+def test_make_delete_during_make_job_never_leaves_jobs_without_their_secret(project, kube, order):
+    """make delete lists the Secrets/ConfigMaps, then the Jobs; make job creates Jobs, then marks the
+    Secrets/ConfigMaps used. In either interleaving, the Jobs that remain find what they refer to."""
+    from kube import cleanup, config, operations
+    project_settings = config.load(project).project
+    run(project, "job", "--only", "model=average")
+    gw = operations.gateway(project_settings)
+    if order == "job-used-them-before-delete-listed-jobs":
+        owned = cleanup.list_owned(gw, project_settings)       # make delete lists ...
+        run(project, "job", "--only", "model=median")          # ... make job runs entirely ...
+        owned = cleanup.list_owned(gw, project_settings)       # ... then delete lists again
+    else:
+        owned = cleanup.list_owned(gw, project_settings)       # delete lists everything ...
+        run(project, "job", "--only", "model=median")          # ... make job runs before delete deletes
+    gone = [t for t in cleanup.find_owned(owned, "job") if "average" in t.name]
+    result = cleanup.delete(gw, gone + cleanup.unused_extras(owned, gone))
+    assert not result.errors
+    secrets = {o["metadata"]["name"] for o in kube.objects("secrets")}
+    remaining = kube.objects("jobs")
+    assert remaining and all("median" in j["metadata"]["labels"]["model"] for j in remaining)
+    for job in remaining:
+        refs = {e["secretRef"]["name"] for c in job["spec"]["template"]["spec"]["containers"]
+                for e in c.get("envFrom") or []}
+        assert refs and refs <= secrets, (refs, secrets)

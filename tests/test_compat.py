@@ -31,6 +31,7 @@ def test_a_job_runs_in_an_image_laid_out_the_public_toolboxs_way(tmp_path):
     (checkout / "src" / "toolbox").mkdir(parents=True)
     for name in ("__init__.py", "s3utils.py"):
         shutil.copy(ROOT / name, checkout / "src" / "toolbox" / name)
+    shutil.copytree(ROOT / "s3sync", checkout / "src" / "toolbox" / "s3sync")
     (checkout / "src" / "check.py").write_text(
         "import os, sys\nfrom toolbox.s3utils import download_s3_path\n"
         "print('remote', sys.argv[1], os.environ['PYTHONUNBUFFERED'], os.environ['PYTHONIOENCODING'],"
@@ -111,3 +112,41 @@ def test_laptop_gpu_choice_stays_local_with_a_note(tmp_path):
     assert "CUDA_VISIBLE_DEVICES" not in result.stdout and len(docs) == 1
     secret = render.env_secret(config.load(tmp_path).project)
     assert list(secret["data"]) == ["TOKEN"]
+
+
+def test_the_readme_migration_commands_switch_url_and_branch(tmp_path):
+    """The commands printed in README's migration section, run as printed (the URL pointed at a local copy)."""
+    import re
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Migrating from the public toolbox"):]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@x", "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "protocol.file.allow",
+           "GIT_CONFIG_VALUE_0": "always", "HOME": str(tmp_path)}
+
+    def git(*args, cwd):
+        return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout
+
+    old, new, project = tmp_path / "old", tmp_path / "new", tmp_path / "project"
+    for repo, branch, marker in ((old, "master", "public"), (new, "main", "kube-toolbox")):
+        repo.mkdir()
+        git("init", "-q", "-b", branch, cwd=repo)
+        (repo / "which").write_text(marker + "\n")
+        git("add", "which", cwd=repo)
+        git("commit", "-qm", marker, cwd=repo)
+    new_head = git("rev-parse", "HEAD", cwd=new).strip()
+    project.mkdir()
+    git("init", "-q", "-b", "main", cwd=project)
+    git("submodule", "add", "-q", "-b", "master", str(old), "src/toolbox", cwd=project)
+    git("commit", "-qm", "public toolbox", cwd=project)
+    script = block.replace("https://github.com/your-lab/kube-toolbox.git", str(new))
+    script = "\n".join(line for line in script.splitlines() if not line.startswith("make setup"))
+    done = subprocess.run(["bash", "-euc", script], cwd=project, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (project / "src" / "toolbox" / "which").read_text() == "kube-toolbox\n"
+    assert git("rev-parse", "HEAD", cwd=project / "src" / "toolbox").strip() == new_head
+    assert "branch = main" in (project / ".gitmodules").read_text()
+    (new / "which").write_text("kube-toolbox 2\n")                 # later: update --remote follows the new branch
+    git("commit", "-qam", "2", cwd=new)
+    git("submodule", "update", "--remote", "src/toolbox", cwd=project)
+    assert (project / "src" / "toolbox" / "which").read_text() == "kube-toolbox 2\n"

@@ -86,10 +86,12 @@ def test_dotenv_and_env_reach_the_command(tmp_path):
 
 def test_inside_the_cluster_the_remote_side_runs(tmp_path):
     make_project(tmp_path, "model: {m: {command: '[echo local-side](echo remote-side)'}}\ndataset: {d: {}}\n")
-    env = {**os.environ, "NODE_NAME": "node-1"}
+    env = {**os.environ, "KUBE_TOOLBOX_CLUSTER": "1"}           # what the toolbox's Jobs and pods set
     result = launch(tmp_path, "local", env=env)
     assert "remote-side" in result.stdout and "local-side" not in result.stdout
     assert "local-side" in launch(tmp_path, "local").stdout
+    ci = {**os.environ, "NODE_NAME": "runner-7"}                  # CI systems set NODE_NAME: still the laptop side
+    assert "local-side" in launch(tmp_path, "local", env=ci).stdout
 
 
 def _fake_python(bin_dir: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kube.local import Interrupted, SignalGuard, grace_period, run_all
+from kube.local import Interrupted, SignalGuard, run_all
 from kube.settings import Project, Run, RunSettings
 from tests.helpers import KUBE, ROOT, launch, make_project
 
@@ -181,11 +181,38 @@ def test_handlers_are_restored_and_an_exit_status_per_signal(tmp_path):
 
 
 def test_grace_period_is_a_setting_checked_before_anything_runs(tmp_path):
-    assert grace_period(RunSettings()) == 10.0
-    assert grace_period(RunSettings(grace_period=0.5)) == 0.5
+    assert RunSettings().grace_period == 10.0 and RunSettings(grace_period=0.5).grace_period == 0.5
     for bad, got in (("soon", "a string"), ("-1", "-1"), (".inf", "inf"), (".nan", "nan")):
         make_project(tmp_path, GRID % "touch ran", kube=KUBE + f"grace_period: {bad}\n")
         result = launch(tmp_path, "local")
         assert result.returncode == 2 and not (tmp_path / "ran").exists()
         assert result.stderr.strip() == f"error: config/kube.yaml: grace_period: expected a number of seconds >= 0, " \
                                         f"got {got}"
+
+@pytest.mark.parametrize("leftover", ["sleep 60 &", "setsid sleep 60 &", "(setsid sleep 60 &) ; sleep 0.1"])
+def test_what_a_cell_leaves_running_ends_with_it(tmp_path, leftover):
+    """Background children (cmd &) and daemons (setsid) end when the cell ends; `make local | cat` returns."""
+    make_project(tmp_path, GRID % f"{leftover} echo $! > pid; echo done")
+    start = time.monotonic()
+    proc = subprocess.Popen(f"{sys.executable} {ROOT / 'launch.py'} local --first | cat", shell=True, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "done" in out and time.monotonic() - start < 10
+    sleepers = [p for p in Path("/proc").glob("[0-9]*/cmdline")
+                if p.exists() and _cmdline(p) == "sleep\x0060\x00" and _cwd(p.parent) == tmp_path]
+    assert sleepers == []
+
+
+def _cmdline(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _cwd(proc: Path) -> Path | None:
+    try:
+        return Path(os.readlink(proc / "cwd"))
+    except OSError:
+        return None

@@ -57,8 +57,7 @@ def test_a_four_node_cell_is_an_indexed_job_and_a_headless_service():
     assert service["spec"] == {"clusterIP": "None", "publishNotReadyAddresses": True,
                                "selector": {"batch.kubernetes.io/job-name": name}}
     assert service["metadata"]["labels"] == job["metadata"]["labels"]
-    assert env_of(job) | {"NODE_NAME": None} == {
-        "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "UTF-8", "NODE_NAME": None, "NNODES": "4",
+    assert {k: v for k, v in env_of(job).items() if k in multinode.ENV_NAMES} == {"NNODES": "4",
         "NODE_RANK": {"fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}},
         "NPROC_PER_NODE": "8", "MASTER_ADDR": f"{name}-0.{name}", "MASTER_PORT": "29500", "WORLD_SIZE": "32"}
     assert pod["containers"][0]["resources"]["requests"]["nvidia.com/gpu"] == "8"          # per node
@@ -262,3 +261,4 @@ def test_a_node_whose_master_never_resolves_gives_up_within_the_timeout(tmp_path
     assert err.splitlines()[-1] == ("kube-toolbox: node 1: node 0's address node-0.kube-toolbox-test.invalid did not "
                                     "resolve within 2 s (rendezvous_timeout); is node 0's pod running? (make status)")
     assert err.count("rendezvous_timeout") == 1 and not (tmp_path / "started").exists()
+

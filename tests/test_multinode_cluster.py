@@ -46,10 +46,13 @@ def test_make_job_creates_a_job_and_its_service_per_cell(grid3: Path, kube: Cont
     assert len(jobs) == 2 and all(f"job.batch/{name} created" in out.splitlines() for name in jobs)
     made = calls(kube)
     per_cell = [("POST", "/apis/batch/v1/namespaces/lab/jobs"), ("POST", "/api/v1/namespaces/lab/services")]
+    [secret] = names(kube, "secrets")
+    marked = ("PATCH", f"/api/v1/namespaces/lab/secrets/{secret}")      # the .env Secret, marked used afterwards
     assert made[:3] == [("GET", "/apis/batch/v1/namespaces/lab/jobs"), ("GET", "/version"),
-                        ("POST", "/api/v1/namespaces/lab/secrets")] and sorted(made[3:]) == sorted(per_cell * 2)
+                        ("POST", "/api/v1/namespaces/lab/secrets")] and made[-1] == marked
+    assert sorted(made[3:-1]) == sorted(per_cell * 2)
     assert len(made) <= (3 + 2 + 1) * len(jobs)
-    assert out.splitlines()[-1] == "2 jobs: 2 created, 0 failed (7 API calls)"
+    assert out.splitlines()[-1] == "2 jobs: 2 created, 0 failed (8 API calls)"
     found = kubectl.json("jobs,services", "-l", "user=my-user,project=example")["items"]
     services = {s["metadata"]["name"]: s for s in found if s["kind"] == "Service"}
     assert sorted(services) == sorted(jobs)

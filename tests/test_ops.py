@@ -192,3 +192,21 @@ def test_job_warns_until_the_commit_is_pushed(project, kube, tmp_path):
     git(project, "push", "-q", "origin", "main")
     code, _, err = run(project, "job", "--only", "dataset=data1 model=average")
     assert code == 0 and "remote branch" not in err and "git repository" not in err
+
+
+def test_text_from_the_cluster_reaches_the_terminal_escaped(project, kube, seeded):
+    """Any user of the namespace can create an Event: its text must not retitle or clear the victim's terminal."""
+    name = seeded["pending"]["metadata"]["name"]
+    pod = next(p for p in kube.objects("pods") if p["metadata"]["name"].startswith(name))
+    pod["status"] = {"phase": "Pending"}
+    kube.seed(pod)
+    kube.seed({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "evil", "namespace": "lab"},
+               "involvedObject": {"kind": "Pod", "name": pod["metadata"]["name"], "namespace": "lab"},
+               "reason": "\x1b]0;owned\x07\x1b[2JPwned", "type": "Warning", "message": "x"})
+    oom = seeded["oom"]["metadata"]["name"]
+    failed = next(p for p in kube.objects("pods") if p["metadata"]["name"].startswith(oom))
+    failed["spec"]["nodeName"] = "node-\x1b[31mred"
+    kube.seed(failed)
+    code, out, _ = run(project, "status")
+    assert code == 0 and "\x1b" not in out and "\x07" not in out
+    assert "\\x1b]0;owned\\x07\\x1b[2JPwned" in out and "node-\\x1b[31mred" in out

@@ -256,8 +256,8 @@ def test_remove_asks_and_respects_the_anchor(seaweed, tmp_path):
 
 
 def test_interrupted_download_leaves_no_partial_file(tmp_path, monkeypatch, backend):
-    url, stop = start_seaweedfs(tmp_path / "weed")
-    s3 = make_s3(url, monkeypatch)
+    server = start_seaweedfs(tmp_path / "weed")
+    s3 = make_s3(server.url, monkeypatch)
     body = os.urandom(120 * 1024 * 1024)
     src = tree(tmp_path / "src", {"ckpt/big.bin": body})
     s3utils.upload_s3_path("ckpt/", src, out=io.StringIO())
@@ -270,7 +270,7 @@ def test_interrupted_download_leaves_no_partial_file(tmp_path, monkeypatch, back
         return any(p.name != "big.bin" and p.is_file() and p.stat().st_size > 0 for p in (dst / "ckpt").iterdir())
     while time.monotonic() < deadline and not receiving():
         time.sleep(0.005)
-    stop(hard=True)                            # the server dies in the middle of the transfer
+    server.stop(hard=True)                     # the server dies in the middle of the transfer
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
     assert (dst / "ckpt/big.bin").read_bytes() == b"the previous complete checkpoint"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import gzip
 import io
+import json
 import re
 import subprocess
 import tarfile
@@ -86,8 +87,8 @@ BAD = {
     "server-no-port": ({"server": {"command": "x"}}, "server: expected null or a mapping with command"),
     "secret-no-key": ({"secret_env": {"X": "wandb"}}, "secret_env: expected a mapping of variable names"),
     "shared-negative": ({"shared": -1}, "shared: expected a whole number of cells per Job"),
-    "parallel-text": ({"max_parallel": "two"}, "max_parallel: expected a whole number >= 0 or null"),
-    "selector-list": ({"node_selector": ["ssd"]}, "node_selector: expected a mapping of strings"),
+    "parallel-text": ({"max_parallel": "two"}, "max_parallel: expected a whole number >= 1 or null"),
+    "selector-list": ({"node_selector": ["ssd"]}, "node_selector: expected a mapping of label keys to label values"),
 }
 
 
@@ -123,7 +124,8 @@ def test_array_mode_is_one_indexed_job_with_its_cells_in_a_configmap():
     validate_both(cm)
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(base64.b64decode(cm["binaryData"]["cells.tgz"])))) as tar:
         scripts = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}
-    assert sorted(scripts) == [f"{i}.sh" for i in range(6)]
+    assert sorted(scripts) == sorted([f"{i}.sh" for i in range(6)] + [f"{i}.cell" for i in range(6)])
+    assert scripts["4.cell"] == runs[4].name                         # which cell an index runs
     assert scripts["4.sh"].endswith("python train.py --seed 4\n")
     assert {"name": "cells", "configMap": {"name": cm["metadata"]["name"]}} in pod_of(job)["volumes"]
 
@@ -143,8 +145,8 @@ def test_array_index_runs_its_own_cell(tmp_path):
 
 def test_packed_cells_run_at_once_prefixed_and_fail_together(tmp_path):
     runs, out = rendered({"shared": 3, "model": {"m": {
-        "command": "echo start <seed>; sleep 0.3; echo end <seed>; exit <code>",
-        "hparam": {"seed": [1, 2, 3, 4], "code": [0]}}, "bad": {"command": "echo oops; exit 3"}}})
+        "command": "echo start <seed>; sleep 0.3; echo end <seed>; exit <status>",
+        "hparam": {"seed": [1, 2, 3, 4], "status": [0]}}, "bad": {"command": "echo oops; exit 3"}}})
     assert [j.workload for j in out.jobs] == ["pack", "pack"]
     w = workloads.plan_workloads(runs, runs[0].project)
     packs = [x for x in w if x.kind == "pack"]
@@ -192,7 +194,8 @@ def _status_cells(root):
 def test_array_flow_status_by_cell_and_resubmit_only_failed(six, kube):
     code, out, err = run(six, "job")
     assert code == 0, err
-    assert out.splitlines()[-1] == "1 job (6 cells): 1 created, 0 failed (4 API calls)"  # list, Secret, ConfigMap, Job
+    # list, Secret, ConfigMap, Job, then both marked used (a concurrent make delete leaves them)
+    assert out.splitlines()[-1] == "1 job (6 cells): 1 created, 0 failed (6 API calls)"
     jobs = kube.objects("jobs")
     assert len(jobs) == 1 and jobs[0]["spec"]["completions"] == 6 and jobs[0]["spec"]["parallelism"] == 2
     job = jobs[0]
@@ -304,3 +307,84 @@ def test_forward_needs_the_cells_sidecar(project, kube):
     assert code == 1 and "has no server sidecar" in err
     code, _, err = run(project, "forward", "--name", "model=nope")
     assert code == 2 and "selects no combination" in err and len(err.splitlines()) == 1
+
+
+# --- the API server's limits and the total cap, before the first call ------------------------------------------------
+
+def test_max_parallel_is_the_cap_in_total_across_arrays():
+    """Cells whose settings differ form several arrays: together they never run more than max_parallel."""
+    data = {"max_parallel": 5, "model": {
+        "small": {"command": "echo <seed>", "memory": 8, "hparam": {"seed": list(range(60))}},
+        "big": {"command": "echo <seed>", "memory": 16, "hparam": {"seed": list(range(40))}}}}
+    _, out = rendered(data)
+    arrays = [j.manifest["spec"] for j in out.jobs]
+    assert len(arrays) == 2 and sum(a["parallelism"] for a in arrays) == 5
+    assert sorted(a["parallelism"] for a in arrays) == [2, 3] and all(a["parallelism"] >= 1 for a in arrays)
+
+
+def test_more_arrays_than_the_cap_is_refused_in_one_line(tmp_path):
+    make_project(tmp_path, """\
+        max_parallel: 1
+        model:
+          a: {command: echo a, memory: 8}
+          b: {command: echo b, memory: 16}
+        """)
+    result = launch(tmp_path, "dryrun")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "max_parallel" in result.stderr and "expected at least 2" in result.stderr
+    assert not (tmp_path / "build").exists()
+
+
+def test_max_parallel_zero_is_refused():
+    with pytest.raises(ConfigError, match=r"max_parallel: expected a whole number >= 1 or null"):
+        rendered({"max_parallel": 0, **SIX})
+
+
+def test_an_array_too_big_for_one_configmap_is_split_into_arrays_that_fit():
+    import random
+    rng = random.Random(0)
+    blobs = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(6000)) for _ in range(300)]
+    data = {"max_parallel": 10, "model": {"m": {"command": "echo <blob>", "hparam": {"_blob": blobs}}}}
+    runs, out = rendered(data)
+    maps = [o for o in out.objects if o["kind"] == "ConfigMap"]
+    assert len(out.jobs) >= 2 and len(maps) == len(out.jobs)
+    assert all(len(json.dumps(m)) < 1024 * 1024 for m in maps)          # each under the object size limit
+    assert sum(j.manifest["spec"]["completions"] for j in out.jobs) == len(runs) == 300
+    assert sum(j.manifest["spec"]["parallelism"] for j in out.jobs) <= 10
+    for job in out.jobs:
+        validate_both(job.manifest)
+
+
+@pytest.mark.parametrize("data, key, expected", [
+    ({"volumes": {"ram": "/dev/shm"}}, "volumes.ram", "expected a mount path of its own; /dev/shm"),
+    ({"scratch": 10, "volumes": {"data": "/scratch/"}}, "volumes.data", "expected a mount path of its own; /scratch"),
+    ({"volumes": {"a": "/data", "b": "/data"}}, "volumes.b", "expected a mount path of its own; /data"),
+    ({"node_selector": {"bad key!": "x"}}, "node_selector.bad key!", "expected a label key"),
+    ({"node_selector": {"disk": "fast ssd"}}, "node_selector.disk", "expected a label value"),
+    ({"service_account": "My_Account"}, "service_account", "expected a DNS name"),
+    ({"priority_class": "High"}, "priority_class", "expected a DNS name"),
+    ({"image_pull_secrets": "pull secret"}, "image_pull_secrets", "expected a DNS name"),
+    ({"cpu_count": 0.0001}, "cpu_count", "expected at least 0.001 (1m): 0.0001 rounds to zero"),
+    ({"memory": 0.0001}, "memory", "expected at least 0.001 (1Mi): 0.0001 rounds to zero"),
+])
+def test_what_the_api_server_would_reject_is_refused_before_any_call(tmp_path, data, key, expected):
+    import yaml
+    make_project(tmp_path, yaml.safe_dump({**data, "model": {"m": {"command": "echo hi"}}}))
+    result = launch(tmp_path, "dryrun")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"{key}: {expected}" in result.stderr
+    assert not (tmp_path / "build").exists()
+
+
+def test_annotations_over_the_api_server_limit_are_refused(tmp_path):
+    make_project(tmp_path, "model: {m: {command: echo hi, hparam: {_x: ['%s']}}}\n" % ("a" * 300_000))
+    result = launch(tmp_path, "dryrun")
+    assert result.returncode == 2 and "metadata.annotations: the annotations add up to" in result.stderr
+    assert "expected at most 256 KiB" in result.stderr
+
+
+def test_a_dotenv_too_large_for_a_secret_is_refused(tmp_path):
+    make_project(tmp_path, "model: {m: {command: echo hi}}\n",
+                 dotenv="".join(f"BIG{i}=%s\n" % ("x" * 95_000) for i in range(10)))
+    result = launch(tmp_path, "dryrun")
+    assert result.returncode == 2 and result.stderr.startswith("error: .env: the values add up to")

@@ -616,6 +616,12 @@ class Emulator(KmockHooks):
         containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
         if params.get("container") and containers and params["container"] not in containers:
             raise bad_request(f"container {params['container']} is not valid for pod {name}")
+        container = params.get("container") or (containers[0] if containers else "")
+        states = {c.get("name"): c.get("state") or {} for c in (pod.get("status") or {}).get("containerStatuses") or []}
+        waiting = (states.get(container) or {}).get("waiting")
+        if ((pod.get("status") or {}).get("phase") == "Pending" or waiting) and (ns or "", name) not in self.pod_logs:
+            reason = (waiting or {}).get("reason") or "ContainerCreating"
+            raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: {reason}')
         text = self.pod_logs.get((ns or "", name), "")
         tail = params.get("tailLines")
         if tail is not None:

@@ -17,6 +17,7 @@ from .naming import MAX_NAME, sanitize
 from .settings import RunSettings
 
 ANNOTATION_NODES = "kube-toolbox/nodes"       # on a cell's Job or PyTorchJob: how many nodes it runs on
+CHECKPOINT_SIDECAR = "checkpoint"             # the native sidecar that syncs $CHECKPOINT_DIR (kube/checkpoints.py)
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 SUCCESS_POLICY_SINCE = (1, 33)                # successPolicy is GA (and on by default) from Kubernetes 1.33
 ENV_NAMES = ("NNODES", "NODE_RANK", "NPROC_PER_NODE", "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE")
@@ -139,8 +140,24 @@ def values(shared: Mapping[str, Any], job: str, s: RunSettings) -> dict[str, Any
     out["startup"] = shared["startup"] + wait_script(s)
     out["job_extra"] = job_fields(s)
     if s.engine != "pytorchjob":
-        out["pod_extra"] = {**shared["pod_extra"], "subdomain": ownership.service_name(job)}
+        rank = {"name": "NODE_RANK", "valueFrom": {"fieldRef": {
+            "fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}}}
+        inits = [sync_on_node_zero(c, [rank], '"$NODE_RANK" = 0') if c.get("name") == CHECKPOINT_SIDECAR else c
+                 for c in shared["pod_extra"].get("initContainers") or []]
+        out["pod_extra"] = {**shared["pod_extra"], **({"initContainers": inits} if inits else {}),
+                            "subdomain": ownership.service_name(job)}
     return out
+
+
+def sync_on_node_zero(sidecar: Mapping[str, Any], env_more: list[dict], test: str) -> dict[str, Any]:
+    """The checkpoint sidecar of a cell on several nodes: every node restores the cell's checkpoints before its
+    command, but only node 0 (`test`) syncs its $CHECKPOINT_DIR back, so that the nodes never write the same keys;
+    elsewhere it idles until the pod stops."""
+    idle = (f"if ! [ {test} ]; then        # only node 0 syncs the cell's checkpoints\n"
+            f"  trap 'exit 0' TERM; while :; do sleep 5 & wait $!; done\nfi\n")
+    command = list(sidecar["command"])
+    command[-1] = idle + command[-1]
+    return {**sidecar, "command": command, "env": [*sidecar.get("env", []), *env_more]}
 
 
 def service(namespace: str, job: str, labels: Mapping[str, str]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from . import yamltext
 from .errors import ConfigError
-from .multinode import nproc_per_node
+from .multinode import CHECKPOINT_SIDECAR, nproc_per_node, sync_on_node_zero
 from .settings import RunSettings
 
 API_VERSION = "kubeflow.org/v1"
@@ -39,6 +39,9 @@ def from_job(job: Mapping[str, Any], s: RunSettings) -> dict[str, Any]:
     main = containers[0]
     containers[0] = {"name": CONTAINER, **{k: v for k, v in main.items() if k != "name"},
                      "ports": [{"name": PORT_NAME, "containerPort": s.master_port}]}
+    if template["spec"].get("initContainers"):
+        template["spec"]["initContainers"] = [_checkpoint_sidecar(c) if c.get("name") == CHECKPOINT_SIDECAR
+                                              else c for c in template["spec"]["initContainers"]]
     replicas = {"Master": {"replicas": 1, "restartPolicy": RESTART_POLICY, "template": template}}
     if s.nodes > 1:
         replicas["Worker"] = {"replicas": s.nodes - 1, "restartPolicy": RESTART_POLICY, "template": template}
@@ -48,6 +51,16 @@ def from_job(job: Mapping[str, Any], s: RunSettings) -> dict[str, Any]:
             policy[key] = spec[key]
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": copy.deepcopy(job["metadata"]),
             "spec": {"nprocPerNode": str(nproc_per_node(s)), "pytorchReplicaSpecs": replicas, "runPolicy": policy}}
+
+
+def _checkpoint_sidecar(sidecar: Mapping[str, Any]) -> dict[str, Any]:
+    """The checkpoint sidecar in a PyTorchJob's pods: the cell is the PyTorchJob's name (its pods have no
+    `job-name` label), and only the Master syncs."""
+    label = {"name": "KUBE_TOOLBOX_REPLICA", "valueFrom": {"fieldRef": {
+        "fieldPath": f"metadata.labels['{TYPE_LABEL}']"}}}
+    env = [{"name": e["name"], "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_NAME_LABEL}']"}}}
+           if e.get("name") == "KUBE_TOOLBOX_JOB" else e for e in sidecar.get("env") or []]
+    return sync_on_node_zero({**sidecar, "env": env}, [label], '"$KUBE_TOOLBOX_REPLICA" = master')
 
 
 def text(obj: Mapping[str, Any]) -> str:

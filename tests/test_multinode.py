@@ -262,3 +262,32 @@ def test_a_node_whose_master_never_resolves_gives_up_within_the_timeout(tmp_path
                                     "resolve within 2 s (rendezvous_timeout); is node 0's pod running? (make status)")
     assert err.count("rendezvous_timeout") == 1 and not (tmp_path / "started").exists()
 
+
+def test_with_checkpoints_every_node_restores_and_only_node_zero_syncs(tmp_path):
+    import signal
+    _, out = rendered({"model": {"m": {"command": "echo", "nodes": 2, "checkpoint": "checkpoints/"}}}, tmp_path)
+    job = out.jobs[0].manifest
+    validate_oldest(job)
+    main = job["spec"]["template"]["spec"]["containers"][0]
+    assert "checkpoint restore" in main["command"][2]                 # on every node, after the wait for node 0
+    assert main["command"][2].index("rendezvous_timeout") < main["command"][2].index("checkpoint restore")
+    [sidecar] = job["spec"]["template"]["spec"]["initContainers"]
+    env = {e["name"]: e.get("value") for e in sidecar["env"] if "value" in e}
+    base = {**env, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    other = subprocess.Popen(sidecar["command"], cwd=tmp_path, env={**base, "NODE_RANK": "1"}, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = subprocess.run(sidecar["command"], cwd=tmp_path, env={**base, "NODE_RANK": "0"}, text=True,
+                           capture_output=True, timeout=60)
+    assert first.returncode != 0 and "s3utils.py" in first.stderr      # node 0 went on to the sync (no toolbox here)
+    assert other.poll() is None                                        # node 1 idles...
+    other.send_signal(signal.SIGTERM)
+    assert other.wait(timeout=10) == 0 and other.stderr.read() == ""   # ...until its pod stops
+    _, out = rendered({"model": {"m": {"command": "echo", "nodes": 2, "checkpoint": "checkpoints/",
+                                       "engine": "pytorchjob"}}}, tmp_path)
+    obj = out.jobs[0].manifest
+    validate_pytorchjob(obj)
+    [sidecar] = obj["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["initContainers"]
+    refs = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in sidecar["env"] if "valueFrom" in e}
+    assert refs["KUBE_TOOLBOX_JOB"] == "metadata.labels['training.kubeflow.org/job-name']"
+    assert refs["KUBE_TOOLBOX_REPLICA"] == "metadata.labels['training.kubeflow.org/replica-type']"
+    assert sidecar["command"][2].startswith('if ! [ "$KUBE_TOOLBOX_REPLICA" = master ]; then')

@@ -73,8 +73,9 @@ def cmd_smoke(args: Any) -> int:
         raise UsageError("smoke: no combination selected")
     gw = operations.gateway(cfg.project, _retrying)
     result = operations.smoke(gw, runs[0], args.timeout, args.poll,
-                              started=lambda run: out(f"job.batch/{run.name} created (smoke test of {run.model} x "
-                                                      f"{run.dataset}); waiting..."))
+                              started=lambda run: out(f"{present.RESOURCES[operations.kind_of(run)]}/{run.name} "
+                                                      f"created (smoke test of {run.model} x {run.dataset}); "
+                                                      f"waiting..."))
     out(present.smoke_text(result, args.timeout), end="")
     return 0 if result.ok else 1
 

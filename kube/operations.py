@@ -140,6 +140,11 @@ def _kind(job: Rendered) -> ObjectKind:
     return "PyTorchJob" if job.kind == "PyTorchJob" else "Job"
 
 
+def kind_of(run: Run) -> ObjectKind:
+    """What a cell is submitted as: a Job, or a PyTorchJob (`engine: pytorchjob`)."""
+    return "PyTorchJob" if run.settings.engine == "pytorchjob" else "Job"
+
+
 def create_or_replace(gw: Gateway, project: Project, job: Rendered, existing: Mapping[str, Any] | None,
                       wait: float = 60.0) -> Outcome:
     """Create a Job (and what comes with it); to replace, delete exactly the (owned) one seen, then create while it

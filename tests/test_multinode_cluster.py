@@ -302,4 +302,6 @@ def test_smoke_run_of_a_multi_node_cell(project: Path, kube: Control, engine: st
     code, out, err = run(project, "smoke", "--poll", "0.1", "--timeout", "20")
     thread.join()
     assert code == 0 and "Smoke test succeeded" in out, out + err
+    kind = "job.batch" if engine == "job" else "pytorchjob.kubeflow.org"
+    assert out.splitlines()[0].startswith(f"{kind}/{kube.objects(plural)[0]['metadata']['name']} created (smoke test")
     assert len(kube.objects(plural)) == 1 and len(kube.objects("services")) == (engine == "job")

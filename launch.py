@@ -14,7 +14,7 @@ from typing import Callable
 # Found through the project-root symlink: resolve it to import the toolbox's own `kube` package.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kube.console import config_of as _config, err, out, runs_of as _runs  # noqa: E402  (after sys.path)
+from kube.console import config_of as _config, err, out, runs_of as _runs, truth  # noqa: E402  (after sys.path)
 
 
 # --- local side ------------------------------------------------------------------------------------------------
@@ -34,7 +34,8 @@ def cmd_local(args: argparse.Namespace) -> int:
     _, _, runs = _runs(args)
     if args.first:
         runs = runs[:1]
-    local.run_all(runs, keep_going=not args.stop_on_failure, dry_run=args.dry_run)
+    keep_going = not args.stop_on_failure and args.keep_going is not False
+    local.run_all(runs, keep_going=keep_going, dry_run=args.dry_run)
     return 0
 
 
@@ -85,6 +86,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # --- the parser -------------------------------------------------------------------------------------------------
 
+FLAG: dict = {"nargs": "?", "const": True, "default": False, "type": truth, "metavar": "BOOL"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kube import cluster_cli
     base = argparse.ArgumentParser(add_help=False)
@@ -98,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "'model.NAME.gpu_count=2', '~key' (Hydra's basic override grammar)")
     wait = argparse.ArgumentParser(add_help=False)
     wait.add_argument("--timeout", type=float, default=1800, help="smoke: seconds to wait (default 1800)")
-    wait.add_argument("--poll", type=float, default=5, help="smoke: seconds between checks (default 5)")
+    wait.add_argument("--poll", type=float, default=5, help="smoke, job --wait: seconds between checks (default 5)")
     parser = argparse.ArgumentParser(
         prog="launch.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Kube Toolbox: run the grid of config/launch.yaml here or as Kubernetes Jobs.\n"
@@ -120,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.add_argument("--first", action="store_true", help="run only the first selected combination")
     p.add_argument("--stop-on-failure", action="store_true", help="stop at the first failing run")
+    p.add_argument("--keep-going", **{**FLAG, "default": None}, help="false: stop at the first failing run (make's keep_going=false)")
     add("runs", cmd_runs, "list the selected combinations and their names", [grid_args])
     p = add("print-config", cmd_print_config, "show the merged settings of one combination", [grid_args])
     p.add_argument("--index", type=int, default=0, help="which selected combination (default: the first)")
@@ -133,17 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
             [grid_args])
     p.add_argument("--metric", default=None, help="colour the grid by this metric instead of by state")
     p = add("job", cluster_cli.cmd_job, "submit the selected combinations as Kubernetes Jobs (one a cell, packed, or arrays)", [grid_args, wait])
-    p.add_argument("--overwrite", action="store_true", help="replace running or succeeded jobs too")
-    p.add_argument("--smoke", action="store_true", help="launch the grid only if a smoke run succeeds")
+    p.add_argument("--overwrite", **FLAG, help="replace running or succeeded jobs too")
+    p.add_argument("--smoke", **FLAG, help="launch the grid only if a smoke run succeeds")
     add("dryrun", cluster_cli.cmd_dryrun, "print every Job manifest (also written to build/jobs.yaml), no cluster contact",
         [grid_args])
     add("smoke", cluster_cli.cmd_smoke, "run the first combination as a Job (with smoke: overrides) and wait for it",
         [grid_args, wait])
     p = add("status", cluster_cli.cmd_status, "state, age, node, GPU and reason of every cell of the grid", [grid_args])
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", **FLAG, help="machine-readable output")
     p = add("logs", cluster_cli.cmd_logs, "logs of one cell's pod (a job name or a key=value selection)", [base])
     p.add_argument("--name", default="", help="job name, or e.g. 'model=average dataset=data1'")
-    p.add_argument("--follow", action="store_true", help="stream the logs")
+    p.add_argument("--follow", **FLAG, help="stream the logs")
     p.add_argument("--tail", type=int, default=None, help="last N lines (default: all; 50 for a failed cell)")
     p.add_argument("--node", type=int, default=0, help="which node of a cell on several nodes (default: 0)")
     p = add("forward", cluster_cli.cmd_forward, "port-forward to a cell's server: sidecar (e.g. TensorBoard)", [base])
@@ -156,9 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pod", required=True, help="the pod's name")
     p = add("delete", cluster_cli.cmd_delete, "delete your own jobs and/or pods of this project, after confirmation", [base])
     p.add_argument("--kind", choices=("job", "pod", "all"), default="all", help="what to delete (default: all)")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--yes", **FLAG, help="do not ask for confirmation")
     p = add("clean-jobs", cluster_cli.cmd_delete, "delete your failed jobs of this project, after confirmation", [base])
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--yes", **FLAG, help="do not ask for confirmation")
+    from kube.pipeline_cli import add_arguments
+    add_arguments(sub.choices)                    # --stage, --wait: pipelines
     return parser
 
 

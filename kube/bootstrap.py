@@ -354,6 +354,11 @@ USAGE = ("usage: bootstrap.py install [--root DIR] [--extras NAMES]\n"
 
 
 def _option(argv: List[str], name: str, default: str) -> str:
+    """`NAME VALUE` or `NAME=VALUE` (how the Makefile passes it), removed from argv."""
+    for i, arg in enumerate(argv):
+        if arg.startswith(name + "="):
+            del argv[i]
+            return arg[len(name) + 1:]
     if name not in argv:
         return default
     i = argv.index(name)

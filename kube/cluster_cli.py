@@ -17,10 +17,10 @@ def _provenance(project: Any, warn: bool):
 
 
 def cmd_dryrun(args: Any) -> int:
-    from . import operations, present
+    from . import operations, present, stages
     cfg, _, runs = runs_of(args)
-    rendered = operations.render_grid(runs, cfg.project, {**_provenance(cfg.project, False).annotations(),
-                                                          **set_annotations(args)})
+    rendered = operations.render_grid(stages.flatten(runs), cfg.project,
+                                      {**_provenance(cfg.project, False).annotations(), **set_annotations(args)})
     text = operations.stream_text(rendered.objects, rendered.jobs)
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -31,13 +31,15 @@ def cmd_dryrun(args: Any) -> int:
 
 def cmd_job(args: Any) -> int:
     """Select the cells (their states from one list when only=failed|missing), render once, submit."""
-    from . import operations, present
+    from . import operations, pipeline_cli, present, stages
     if args.smoke and cmd_smoke(args) != 0:
         err("The grid was not launched.")
         return 1
     cfg, selection, runs = runs_of(args)
     project = cfg.project
     annotations = {**_provenance(project, True).annotations(), **set_annotations(args)}
+    if args.wait or stages.staged(runs):          # a pipeline: kube/pipeline_cli.py
+        return pipeline_cli.job(args, cfg, selection, runs, annotations)
     rendered = operations.render_grid(runs, project, annotations) if not selection.states else None
     gw = operations.gateway(project, _retrying)
     existing = operations.existing_jobs(gw, project, runs)
@@ -63,7 +65,7 @@ def cmd_job(args: Any) -> int:
 
 
 def cmd_smoke(args: Any) -> int:
-    from . import grid, operations, present
+    from . import grid, operations, present, stages
     from .errors import UsageError
     cfg = config_of(args)
     selection = grid.Selection.parse(args.only)
@@ -72,7 +74,7 @@ def cmd_smoke(args: Any) -> int:
     if not runs:
         raise UsageError("smoke: no combination selected")
     gw = operations.gateway(cfg.project, _retrying)
-    result = operations.smoke(gw, runs[0], args.timeout, args.poll,
+    result = operations.smoke(gw, stages.units(runs[0])[0], args.timeout, args.poll,      # a pipeline: stage 1
                               started=lambda run: out(f"{present.RESOURCES[operations.kind_of(run)]}/{run.name} "
                                                       f"created (smoke test of {run.model} x {run.dataset}); "
                                                       f"waiting..."))
@@ -89,10 +91,10 @@ def cmd_status(args: Any) -> int:
 
 
 def cmd_logs(args: Any) -> int:
-    from . import distributed, grid, observe, operations, present, status
+    from . import distributed, observe, operations, pipeline_cli, present, status
     from .errors import ClusterError
     cfg = config_of(args)
-    name = grid.resolve_name(cfg, args.name)
+    name = pipeline_cli.log_name(cfg, args.name, args.stage)
     gw = operations.gateway(cfg.project, _retrying)
     pod = observe.cell_pod(gw, cfg.project, name, args.node)
     container = distributed.container_of(pod)

@@ -13,6 +13,7 @@ from .errors import ConfigError
 from .checks import ENV_NAME, check_field, is_finite_number
 from .hparams import Axis, is_scalar, parse_axes, type_name
 from .search import SearchSpec, check_axes, parse_spec
+from . import stages as pipeline
 from .settings import Project, RunSettings, setting_fields
 from .naming import is_label_value, is_name
 
@@ -180,6 +181,7 @@ class ModelEntry:
     axes: tuple[Axis, ...]
     fields: Mapping[str, Any] = field(hash=False)       # validated overrides; strings may hold <placeholders>
     search: SearchSpec | None = None             # its own `search:` section (else the root's)
+    stages: tuple[pipeline.Stage, ...] = ()      # its own `stages:` (else the dataset's, else the root's)
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ class DatasetEntry:
     name: str
     axes: tuple[Axis, ...]
     fields: Mapping[str, Any] = field(hash=False)
+    stages: tuple[pipeline.Stage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,8 @@ class Config:
     smoke: Mapping[str, Any] = field(default_factory=dict, hash=False)
     search: SearchSpec | None = None           # the root `search:` section
     set_fields: Mapping[str, Any] = field(default_factory=dict, hash=False)   # `set=` settings: above all levels
+    stages: tuple[pipeline.Stage, ...] = ()    # the root `stages:` (kube/stages.py)
+    driver: pipeline.DriverSpec = pipeline.DriverSpec()
 
 
 def _check_project(kube: Mapping[str, Any], launch: Mapping[str, Any]) -> dict[str, Any]:
@@ -325,7 +330,8 @@ def from_mappings(kube: Mapping[str, Any], launch: Mapping[str, Any], dotenv: Ma
                   root: Path | str = ".") -> Config:
     """Validate already-parsed configs (the same checks as `load`, no file access); raises ConfigError."""
     project_values = _check_project(kube, launch)
-    allowed_root = ["model", "dataset", "run", "smoke", "search", *PROJECT_KEYS, *FIELD_KINDS, *ALIASES]
+    allowed_root = ["model", "dataset", "run", "smoke", "search", "stages", "driver", *PROJECT_KEYS, *FIELD_KINDS,
+                    *ALIASES]
     for key in launch:
         if key not in allowed_root:
             raise unknown_key(LAUNCH_FILE, str(key), str(key), allowed_root)
@@ -333,21 +339,25 @@ def from_mappings(kube: Mapping[str, Any], launch: Mapping[str, Any], dotenv: Ma
     launch_fields = field_overrides(launch, LAUNCH_FILE, "")
     root_search = parse_spec(launch.get("search"), LAUNCH_FILE, "search")
     models: dict[str, ModelEntry] = {}
-    for name, (entry, fields, axes) in _entries(launch, "model", ("command", "hparam", "search"),
+    for name, (entry, fields, axes) in _entries(launch, "model", ("command", "hparam", "search", "stages"),
                                                 required=True).items():
-        if not isinstance(entry.get("command"), str) or not entry["command"].strip():
+        if "command" in entry and (not isinstance(entry["command"], str) or not entry["command"].strip()):
             raise ConfigError(LAUNCH_FILE, f"model.{name}.command", "expected a non-empty command string")
         spec = parse_spec(entry.get("search"), LAUNCH_FILE, f"model.{name}.search")
         check_axes(axes, LAUNCH_FILE, f"model.{name}.hparam", bool(spec or root_search),
                    f"at the root of {LAUNCH_FILE} or in model.{name}")
-        models[name] = ModelEntry(name, entry["command"], axes, fields, spec)
-    datasets = {name: DatasetEntry(name, axes, fields)
-                for name, (_, fields, axes) in _entries(launch, "dataset", ("hparam",), required=False).items()}
+        models[name] = ModelEntry(name, entry.get("command") or "", axes, fields, spec,
+                                  _stages(entry, f"model.{name}.stages"))
+    datasets = {name: DatasetEntry(name, axes, fields, _stages(entry, f"dataset.{name}.stages"))
+                for name, (entry, fields, axes) in _entries(launch, "dataset", ("hparam", "stages"),
+                                                            required=False).items()}
     every_model_searches = all(m.search for m in models.values())
     for name, entry in datasets.items():
         check_axes(entry.axes, LAUNCH_FILE, f"dataset.{name}.hparam", bool(root_search or every_model_searches),
                    f"at the root of {LAUNCH_FILE}, or in every model")
     datasets = datasets or {"default": DatasetEntry("default", (), {})}
+    root_stages = _stages(launch, "stages")
+    pipeline.check_commands(models, datasets, root_stages, LAUNCH_FILE)
     runs = _run_entries(launch, models, datasets)
     smoke = launch.get("smoke") or {}
     if not isinstance(smoke, dict):
@@ -362,7 +372,13 @@ def from_mappings(kube: Mapping[str, Any], launch: Mapping[str, Any], dotenv: Ma
     project = Project(root=Path(root).resolve(), dotenv=dotenv, **project_values)
     base = resolve_settings(project, merge_levels([kube_fields, launch_fields]), LAUNCH_FILE, "")
     return Config(project=project, base_settings=base, base_levels=(kube_fields, launch_fields),
-                  models=models, datasets=datasets, runs=runs, smoke=smoke, search=root_search)
+                  models=models, datasets=datasets, runs=runs, smoke=smoke, search=root_search, stages=root_stages,
+                  driver=pipeline.parse_driver(launch.get("driver"), LAUNCH_FILE))
+
+
+def _stages(entry: Mapping[str, Any], path: str) -> tuple[pipeline.Stage, ...]:
+    return pipeline.parse(entry.get("stages"), LAUNCH_FILE, path, [*FIELD_KINDS, *ALIASES],
+                          lambda stage, prefix: field_overrides(stage, LAUNCH_FILE, prefix))
 
 
 def require_identity(cfg: Config, command: str) -> None:

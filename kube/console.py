@@ -34,7 +34,19 @@ def set_annotations(args: Any) -> dict[str, str]:
 
 def runs_of(args: Any) -> tuple[Any, Any, list]:
     """(config, selection, the selected runs) of a grid command."""
-    from . import grid
+    from . import grid, stages
     cfg = config_of(args)
     selection = grid.Selection.parse(getattr(args, "only", None))
-    return cfg, selection, grid.build_runs(cfg, selection)
+    return cfg, selection, stages.pick(grid.build_runs(cfg, selection), getattr(args, "stage", None))
+
+
+TRUE, FALSE = ("true", "yes", "y", "on", "1"), ("false", "no", "n", "off", "0")
+
+
+def truth(text: str) -> bool:
+    """A true/false argument as the public toolbox spelt it (`True`) and as people do: true/false, yes/no, 1/0,
+    on/off in any case; anything else is refused (argparse says which argument)."""
+    folded = str(text).strip().lower()
+    if folded in TRUE or folded in FALSE:
+        return folded in TRUE
+    raise ValueError(text)

@@ -1,11 +1,12 @@
 """Expand models x datasets x hparams into Runs, in a stable documented order, and select among them."""
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from . import command, multinode, ownership, search
+from . import command, multinode, ownership, search, stages
 from .config import (FIELD_KINDS, LAUNCH_FILE, Config, ModelEntry, check_field, merge_levels,
                      resolve_settings)
 from .errors import ConfigError, UsageError
@@ -81,8 +82,8 @@ def _has_placeholder(value: Any) -> bool:
 SHELL_FIELDS = ("startup_script", "extra_startup_script", "server_command")      # placeholders in them are quoted like in commands
 
 
-def _model_fields(entry: ModelEntry, values: Mapping[str, Any], path: str) -> dict[str, Any]:
-    """The model's own overridable fields, with `<placeholders>` replaced in every string."""
+def _model_fields(entry: ModelEntry | stages.Stage, values: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """The model's (or a stage's) own overridable fields, with `<placeholders>` replaced in every string."""
     def sub(text: str, key: str) -> str:
         try:
             return command.substitute(text, values, for_bash=key in SHELL_FIELDS)
@@ -106,24 +107,28 @@ class _Builder:
 
     def __init__(self, config: Config, selection: Selection, overrides: Mapping[str, Any] | None) -> None:
         self.config, self.selection, self.overrides = config, selection, overrides
-        self.settings_cache: dict[tuple[str, str], RunSettings] = {}
+        self.settings_cache: dict[tuple[str, str, str], RunSettings] = {}
         self.names: dict[str, str] = {}
         self.runs: list[Run] = []
 
-    def settings(self, model: str, dataset: str, values: Mapping[str, Any], hparams: Mapping[str, Any]) -> RunSettings:
-        """Merged settings of one cell; cached per model x dataset when no hparam or placeholder changes them."""
+    def settings(self, model: str, dataset: str, values: Mapping[str, Any], hparams: Mapping[str, Any],
+                 stage: stages.Stage | None = None) -> RunSettings:
+        """Merged settings of one cell (or of a stage of it: its own settings above the hparams); cached per
+        model x dataset (x stage) when no hparam or placeholder changes them."""
         config, mpath = self.config, f"model.{model}"
         entry = config.models[model]
         hp_fields = {k: check_field(FIELD_KINDS[k], v, LAUNCH_FILE, f"{mpath}.hparam.{k}")
                      for k, v in hparams.items() if k in FIELD_KINDS}
-        dynamic = bool(hp_fields) or any(_has_placeholder(v) for v in entry.fields.values())
-        key = (model, dataset)
+        dynamic = bool(hp_fields) or any(_has_placeholder(v) for v in entry.fields.values()) or \
+            bool(stage and any(_has_placeholder(v) for v in stage.fields.values()))
+        key = (model, dataset, stage.name if stage else "")
         if not dynamic and key in self.settings_cache:
             return self.settings_cache[key]
         m_fields = _model_fields(entry, values, mpath) if dynamic else entry.fields
-        merged = merge_levels([*config.base_levels, config.datasets[dataset].fields, m_fields, hp_fields,
+        s_fields = {} if stage is None else _model_fields(stage, values, stage.path) if dynamic else stage.fields
+        merged = merge_levels([*config.base_levels, config.datasets[dataset].fields, m_fields, hp_fields, s_fields,
                                config.set_fields])
-        settings = resolve_settings(config.project, merged, LAUNCH_FILE, f"{mpath}.")
+        settings = resolve_settings(config.project, merged, LAUNCH_FILE, f"{stage.path if stage else mpath}.")
         if not dynamic:
             self.settings_cache[key] = settings
         return settings
@@ -152,15 +157,9 @@ class _Builder:
         if "name" in filters and name not in filters["name"]:
             return
         values.setdefault("name", name)
-        mpath = f"model.{model}"
-        try:
-            local, remote = command.process(config.models[model].command, values)
-        except KeyError as err:
-            raise ConfigError(LAUNCH_FILE, f"{mpath}.command",
-                              f"unresolved placeholder <{err.args[0]}>: no hparam of that name for {model} x "
-                              f"{dataset} (known: {', '.join(sorted(values))})") from None
-        except ValueError as err:
-            raise ConfigError(LAUNCH_FILE, f"{mpath}.command", f"bad [local](remote) sugar: {err}") from None
+        chain = stages.chain_of(config.models[model].stages, config.datasets[dataset].stages, config.stages)
+        local, remote = ("", "") if chain else _commands(config.models[model].command, values,
+                                                         f"model.{model}.command", model, dataset)
         identity = repr((model, dataset, sorted(hparams.items(), key=str)))
         if self.names.get(name, identity) != identity:
             raise ConfigError(LAUNCH_FILE, path, f"two combinations share the name {name}")
@@ -168,7 +167,7 @@ class _Builder:
             return
         longest = max(len(local.encode()), len(remote.encode()))
         if longest > MAX_COMMAND:
-            raise ConfigError(LAUNCH_FILE, f"{mpath}.command", f"expected a command under {MAX_COMMAND // 1024} KiB "
+            raise ConfigError(LAUNCH_FILE, f"model.{model}.command", f"expected a command under {MAX_COMMAND // 1024} KiB "
                                                                f"once placeholders are filled (the OS refuses longer "
                                                                f"arguments), got {longest // 1024} KiB for {name}")
         if len(self.runs) >= MAX_CELLS:
@@ -176,9 +175,41 @@ class _Builder:
                                                   f"has more: narrow it with only=, or draw samples with search:")
         self.names[name] = identity
         labels = {**ownership.labels(project), "model": label_value(model), "dataset": label_value(dataset)}
-        self.runs.append(Run(index=len(self.runs), name=name, model=model, dataset=dataset, hparams=hparams,
-                             labels=labels, local_command=local, remote_command=remote, settings=settings,
-                             project=project))
+        cell = Run(index=len(self.runs), name=name, model=model, dataset=dataset, hparams=hparams, labels=labels,
+                   local_command=local, remote_command=remote, settings=settings, project=project)
+        self.runs.append(dataclasses.replace(cell, stages=self.stage_runs(cell, chain, values)) if chain else cell)
+
+    def stage_runs(self, cell: Run, chain: tuple[stages.Stage, ...], values: Mapping[str, Any]) -> tuple[Run, ...]:
+        """A cell's stages as Runs: named from the cell and the stage, labelled with both, `<stage>` known."""
+        out = []
+        for stage in chain:
+            given = {"stage": stage.name, **values}
+            settings = self.settings(cell.model, cell.dataset, given, cell.hparams, stage)
+            if settings.shared > 1 or settings.max_parallel:
+                raise ConfigError(LAUNCH_FILE, stage.path, "expected neither shared nor max_parallel for a stage: "
+                                                           "each stage of a cell is a Job of its own")
+            where = f"{stage.path}.command" if stage.command else f"model.{cell.model}.command"
+            local, remote = _commands(stage.command or self.config.models[cell.model].command, given, where,
+                                      cell.model, cell.dataset)
+            out.append(dataclasses.replace(
+                cell, name=ownership.stage_job_name(cell.name, stage.name), local_command=local,
+                remote_command=remote, settings=settings, stage=stage.name, cell=cell.name,
+                labels={**cell.labels, **ownership.stage_labels(stage.name, cell.name)}))
+        if len({r.name for r in out}) < len(out):
+            raise ConfigError(LAUNCH_FILE, chain[0].path.rsplit("[", 1)[0], f"expected stage names that keep the "
+                                                                           f"Job names of cell {cell.name} apart")
+        return tuple(out)
+
+
+def _commands(text: str, values: Mapping[str, Any], path: str, model: str, dataset: str) -> tuple[str, str]:
+    """(local, remote) of a command, its placeholders replaced; errors name the key path."""
+    try:
+        return command.process(text, values)
+    except KeyError as err:
+        raise ConfigError(LAUNCH_FILE, path, f"unresolved placeholder <{err.args[0]}>: no hparam of that name for "
+                                             f"{model} x {dataset} (known: {', '.join(sorted(values))})") from None
+    except ValueError as err:
+        raise ConfigError(LAUNCH_FILE, path, f"bad [local](remote) sugar: {err}") from None
 
 
 def build_runs(config: Config, only: Selection | str | None = None,

@@ -258,9 +258,35 @@ class SignalGuard:
             time.sleep(POLL_SECONDS / 5)
 
 
+def _run_cell(guard: SignalGuard, run: Run, python: PythonEnv, out: TextIO) -> tuple[int | None, Run | None]:
+    """Run a cell's stages in order (a cell without stages is its own one stage), stopping at the first that
+    fails: (the last exit status, None if a signal came before anything ran; the stage that stopped the cell)."""
+    chain = run.stages or (run,)
+    code = None
+    for position, unit in enumerate(chain):
+        if guard.signum is not None:
+            break
+        if run.stages:
+            print(f"Stage {unit.stage} ({position + 1}/{len(chain)}) of {run.name}", file=out, flush=True)
+        print(header(unit), file=out, flush=True)
+        assert unit.project is not None
+        capture = results.prepare(unit, fresh=position == 0)
+        code = guard.run([BASH, "-c", command_for(unit)], cwd=unit.project.root,
+                         env=run_environment(unit, python), grace=float(unit.settings.grace_period),
+                         output=capture.feed)
+        if code is None:
+            break
+        for problem in results.finish(unit, code, capture):
+            print(f"warning: {problem}", file=sys.stderr, flush=True)
+        if code != 0:
+            return code, unit
+    return code, None
+
+
 def run_all(runs: Sequence[Run], *, keep_going: bool = True, dry_run: bool = False,
             out: TextIO = sys.stdout) -> Summary:
-    """Run each combination with `bash -c`; report failures and raise RunError at the end if any.
+    """Run each combination (each stage of it in order) with `bash -c`; report failures and raise RunError at the
+    end if any. A failed stage stops its cell; the other cells still run.
 
     A stop signal ends the current command (see SignalGuard), runs nothing more and raises Interrupted.
     """
@@ -272,22 +298,18 @@ def run_all(runs: Sequence[Run], *, keep_going: bool = True, dry_run: bool = Fal
     python = find_python_env(first.project, first.settings)
     if dry_run:
         for run in runs:
-            print(command_for(run), file=out)
+            for unit in run.stages or (run,):
+                if unit.stage:
+                    print(f"# {run.name}: stage {unit.stage}", file=out)
+                print(command_for(unit), file=out)
         return summary
-    graces = [float(run.settings.grace_period) for run in runs]
+    for run in runs:                          # a bad value fails before anything runs
+        for unit in run.stages or (run,):
+            float(unit.settings.grace_period)
     print(f"Python environment: {python.description}", file=out)
     with SignalGuard() as guard:
         for position, run in enumerate(runs):
-            code = None
-            if guard.signum is None:
-                print(header(run), file=out, flush=True)
-                assert run.project is not None
-                capture = results.prepare(run)
-                code = guard.run([BASH, "-c", command_for(run)], cwd=run.project.root,
-                                 env=run_environment(run, python), grace=graces[position], output=capture.feed)
-                if code is not None:
-                    for problem in results.finish(run, code, capture):
-                        print(f"warning: {problem}", file=sys.stderr, flush=True)
+            code, stopped = _run_cell(guard, run, python, out)
             if guard.signum is not None:     # None code: the signal came before this run started
                 summary.interrupted = run.name if code is not None else None
                 summary.skipped.extend(r.name for r in runs[position + (code is not None):])
@@ -295,8 +317,10 @@ def run_all(runs: Sequence[Run], *, keep_going: bool = True, dry_run: bool = Fal
             if code == 0:
                 summary.succeeded.append(run.name)
                 continue
-            summary.failed.append(run.name)
-            print(f"{run.name} failed with exit status {code}", file=out, flush=True)
+            stage = stopped.stage if stopped is not None else ""
+            where = f" at stage {stage}" if stage else ""
+            summary.failed.append(run.name + (f" (stage {stage})" if stage else ""))
+            print(f"{run.name} failed{where} with exit status {code}", file=out, flush=True)
             if not keep_going:
                 summary.skipped.extend(r.name for r in runs[position + 1:])
                 break

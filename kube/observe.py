@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from . import distributed, multinode, objects, provenance, status, workloads
+from . import distributed, multinode, objects, ownership, provenance, stages, status, workloads
 from .cluster import Gateway
 from .errors import ClusterError, NotFound, UsageError
 from .ownership import require_owned, selector
@@ -50,18 +50,18 @@ def pod_events(gw: Gateway, pods: Sequence[Mapping[str, Any]]) -> list[dict]:
 def collect_status(gw: Gateway, project: Project, runs: Sequence[Run]) -> StatusReport:
     """Jobs, pods and nodes listed at once (a call per 500 objects, pages read as they arrive, each object
     slimmed to what status reads), then events only if a pending pod needs them."""
-    sel = selector(project)
+    sel, flat = selector(project), stages.flatten(runs)
     with ThreadPoolExecutor(max_workers=4) as pool:
         jobs = pool.submit(gw.list, "Job", sel, shape=objects.slim_job)
         pods = pool.submit(gw.list, "Pod", sel, shape=objects.slim_pod)
         gpus = pool.submit(node_gpus, gw)
-        engines = pool.submit(distributed.engine_jobs, gw, project, runs, False)     # PyTorchJobs, if used
+        engines = pool.submit(distributed.engine_jobs, gw, project, flat, False)     # PyTorchJobs, if used
         found_pods = [distributed.pod_view(p) for p in pods.result()]
         events = pod_events(gw, found_pods)
         head = provenance.read(project.root).commit
-        found_jobs = jobs.result() + engines.result()
-        cells, orphans = status.cells(runs, found_jobs, found_pods, events, gpus.result(), head)
-    return StatusReport(distributed.node_notes(cells, found_jobs, found_pods), orphans, gw.calls)
+        found_jobs = [j for j in jobs.result() if not ownership.is_driver(j)] + engines.result()   # no driver
+        cells, orphans = status.cells(flat, found_jobs, found_pods, events, gpus.result(), head)
+    return StatusReport(stages.fold(runs, distributed.node_notes(cells, found_jobs, found_pods)), orphans, gw.calls)
 
 
 def cell_pod(gw: Gateway, project: Project, name: str, node: int = 0) -> dict:
@@ -78,10 +78,14 @@ def cell_pod(gw: Gateway, project: Project, name: str, node: int = 0) -> dict:
         raise UsageError(f"node={node}: cell '{name}' runs on one node; expected node=0")
     index = None
     if job is None:
-        held = workloads.holders(gw.list("Job", selector(project))).get(workloads.cell_id(name))
-        if not held:
+        listed = gw.list("Job", selector(project))
+        cid = workloads.cell_id(name)              # a packed or array Job holding it, else its newest stage's
+        held = workloads.holders(listed).get(cid)
+        staged = [j for j in listed if objects.labels(j).get(ownership.CELL) == cid]
+        if not held and not staged:
             raise ClusterError(f"job '{name}' not found (not submitted, or deleted)", 404)
-        job, index = status.newest(held, lambda h: h[0]["metadata"])
+        job, index = status.newest(held, lambda h: h[0]["metadata"]) if held else \
+            (max(staged, key=lambda j: (objects.created(j), status.job_state(j)[0] != "succeeded")), None)
     require_owned(job, project, f"Job '{job['metadata']['name']}'")
     job_name, uid = job["metadata"]["name"], job["metadata"].get("uid")
     pods = [p for p in gw.list("Pod", f"job-name={job_name}")

@@ -14,6 +14,10 @@ from .settings import Project
 
 USER = "user"
 PROJECT = "project"
+STAGE = "stage"             # a pipeline's stage Jobs: the stage's name
+CELL = "cell"               # ... and the hash id of their cell (the end of its name)
+ROLE = "role"               # `driver`: the Job that follows a pipeline in the cluster
+DRIVER = "driver"
 
 
 def labels(project: Project) -> dict[str, str]:
@@ -69,6 +73,32 @@ def pod_name(project: Project, name: str | None = None) -> str:
     if name:
         return name
     return sanitize(f"{user_part(project)}-{project.project_name}-interactive-pod")[:63].rstrip("-")
+
+
+def stage_job_name(cell: str, stage: str) -> str:
+    """A stage's Job: the cell's readable part cut to fit, the stage, and the cell's hash (which stays last, so
+    the stage Jobs of a cell share its id): `example-train-data1-lr-0-1-eval-k3j9x2qa`."""
+    readable, _, digest = cell.rpartition("-")
+    readable = readable[: 63 - len(digest) - len(stage) - 2].rstrip("-")
+    return "-".join(p for p in (readable, stage, digest) if p)
+
+
+def stage_labels(stage: str, cell: str) -> dict[str, str]:
+    """The labels a stage Job adds to its cell's: `kubectl get jobs -l stage=train,cell=<id>` finds it."""
+    return {STAGE: stage, CELL: cell.rpartition("-")[2]}
+
+
+def driver_name(project: Project, key: Any) -> str:
+    """The driver Job of one selection of the grid (`key`), and its ServiceAccount, Role and RoleBinding."""
+    return object_name(project, DRIVER, key)
+
+
+def driver_labels(project: Project) -> dict[str, str]:
+    return {**labels(project), ROLE: DRIVER}
+
+
+def is_driver(obj: Mapping[str, Any]) -> bool:
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(ROLE) == DRIVER
 
 
 # --- a cell on several nodes (kube/multinode.py) ------------------------------------------------------------------

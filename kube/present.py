@@ -56,7 +56,7 @@ def status_table(rows: Sequence[Cell]) -> str:
     lines = [header]
     for (model, dataset), members in groups.items():
         for i, c in enumerate(members):
-            state = c.state + (" *" if c.stale else "")
+            state = (f"{c.stage} " if c.stage else "") + c.state + (" *" if c.stale else "")
             lines.append((model if i == 0 else "", dataset if i == 0 else "", safe(c.name), state,
                           age_text(c.age), safe(c.node) or "-", safe(c.gpu) or "-", safe(c.reason or "")))
     return columns(lines)

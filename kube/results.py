@@ -36,13 +36,14 @@ def parent(run: Run) -> Path:
 
 
 def folder(run: Run) -> Path:
-    """`<root>/<results>/<cell name>`: the cell's results folder, `$RESULTS_DIR` in its command."""
-    return parent(run) / run.name
+    """`<root>/<results>/<cell name>`: the cell's results folder, `$RESULTS_DIR` in its command (and in each
+    of its stages)."""
+    return parent(run) / run.cell_name
 
 
 def shell_export(run: Run) -> str:
     """The line a pod runs before the cell's command: the same folder under the checkout the job runs in."""
-    base = Path(run.settings.results) / run.name
+    base = Path(run.settings.results) / run.cell_name
     where = shlex.quote(str(base)) if base.is_absolute() else f"\"$PWD\"/{shlex.quote(str(base))}"
     return f"export {ENV_NAME}={where}; mkdir -p \"${ENV_NAME}\" 2>/dev/null || true\n"
 
@@ -86,11 +87,12 @@ class Capture:
         self.metrics.update(flatten(value))
 
 
-def prepare(run: Run) -> Capture:
-    """Make the cell's folder and forget what its previous run left there (metrics.json, exit_status)."""
+def prepare(run: Run, fresh: bool = True) -> Capture:
+    """Make the cell's folder and forget what its previous run left there (metrics.json, exit_status); a later
+    stage of a pipeline (`fresh=False`) keeps what the earlier ones left."""
     target = folder(run)
     target.mkdir(parents=True, exist_ok=True)
-    for name in (METRICS_FILE, EXIT_FILE):
+    for name in (METRICS_FILE, EXIT_FILE) if fresh else ():
         (target / name).unlink(missing_ok=True)
     return Capture()
 

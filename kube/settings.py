@@ -153,6 +153,16 @@ class Run:
     remote_command: str = ""
     settings: RunSettings = field(default_factory=RunSettings)
     project: Project | None = None
+    # Pipelines (kube/stages.py): a cell's stages, in order (empty: the cell is its own one stage); a stage's
+    # Run names its stage and its cell (whose results folder it shares).
+    stages: tuple[Run, ...] = field(default=(), hash=False)
+    stage: str = ""
+    cell: str = ""
+
+    @property
+    def cell_name(self) -> str:
+        """The cell this Run belongs to: its own name, or the cell of a stage."""
+        return self.cell or self.name
 
     @property
     def public_hparams(self) -> dict[str, Any]:

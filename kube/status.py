@@ -42,6 +42,7 @@ class Cell:
     job: str = ""                   # the Job that holds the cell (its own, or a packed or array Job)
     index: int | None = None        # the cell's completion index in an array Job
     overrides: str = ""             # the `set=` overrides its job was submitted with
+    stage: str = ""                 # a pipeline's current stage and its place: `train 2/4` (kube/stages.py)
 
 
 def _time(text: str | None) -> datetime | None:

@@ -17,15 +17,27 @@ from .transfer import Event, Progress, Removed
 PATH_HELP = "project-relative path: data/ (a folder), data/1.txt, or 'Model/*t5*'"
 
 
+def _boolean(text: str) -> bool:
+    """true/false, yes/no, 1/0, on/off in any case (the public toolbox wrote `True`); anything else is refused."""
+    words = {"true": True, "yes": True, "y": True, "on": True, "1": True,
+             "false": False, "no": False, "n": False, "off": False, "0": False}
+    if text.strip().lower() not in words:
+        raise argparse.ArgumentTypeError(f"expected true or false (yes/no, 1/0), got {text!r}")
+    return words[text.strip().lower()]
+
+
+FLAG: dict = {"nargs": "?", "const": True, "default": False, "type": _boolean, "metavar": "BOOL"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s3utils.py", description="Sync project folders with an S3 bucket. "
                                      "Exit status: 0 done, 1 a transfer or the endpoint failed, 2 bad input, "
                                      "130/143 interrupted.")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--overwrite", action="store_true", help="transfer even identical files")
+    common.add_argument("--overwrite", **FLAG, help="transfer even identical files")
     common.add_argument("--local-path", default=None,
                         help="local root the keys map to, whose .env is read (default: the working directory)")
-    common.add_argument("--yes", action="store_true", help="remove without asking")
+    common.add_argument("--yes", **FLAG, help="remove without asking")
     commands = parser.add_subparsers(dest="action", required=True, metavar="COMMAND")
     for name, text in (("upload", "upload the local files PATH selects"),
                        ("download", "download the bucket's keys PATH selects"),
@@ -57,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("dir", metavar="DIR", help="the folder, relative to the project root")
     step.add_argument("--interval", type=_seconds, default=60.0, metavar="SECONDS",
                       help="seconds between passes (default 60)")
-    step.add_argument("--delete", action="store_true", help="remove from the bucket what was deleted here")
+    step.add_argument("--delete", **FLAG, help="remove from the bucket what was deleted here")
     step.add_argument("--final-timeout", type=_seconds, default=60.0, metavar="S",
                       help="seconds the final sync may take after a signal (default 60)")
     return parser

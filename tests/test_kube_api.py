@@ -70,7 +70,8 @@ def api_error(fn: Any, *args: Any, **kwargs: Any) -> tuple[int, dict]:
 def test_legacy_discovery_names_group_versions_scopes_and_verbs(api: client.ApiClient) -> None:
     assert client.CoreApi(api).get_api_versions().versions == ["v1"]
     groups = client.ApisApi(api).get_api_versions()
-    assert groups.kind == "APIGroupList" and [g.preferred_version.group_version for g in groups.groups] == ["batch/v1"]
+    assert groups.kind == "APIGroupList" and [g.preferred_version.group_version for g in groups.groups] == [
+        "batch/v1", "rbac.authorization.k8s.io/v1"]
     core = client.CoreV1Api(api).get_api_resources()
     assert core.kind == "APIResourceList" and core.group_version == "v1"
     by_name = {r.name: r for r in core.resources}
@@ -91,7 +92,8 @@ def test_aggregated_discovery_only_when_asked_for(kube: Control) -> None:
     ctype, body = http(f"{kube.url}/apis", aggregated)
     assert ctype == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
     assert body["kind"] == "APIGroupDiscoveryList" and body["apiVersion"] == "apidiscovery.k8s.io/v2"
-    [batch] = body["items"]
+    batch, rbac = body["items"]
+    assert rbac["metadata"]["name"] == "rbac.authorization.k8s.io"
     jobs = batch["versions"][0]["resources"][0]
     assert batch["metadata"]["name"] == "batch" and jobs["resource"] == "jobs" and jobs["scope"] == "Namespaced"
     _, core = http(f"{kube.url}/api", aggregated)
@@ -105,7 +107,7 @@ def test_aggregated_discovery_only_when_asked_for(kube: Control) -> None:
 
 def test_openapi_v3_says_create_and_patch_take_field_validation(kube: Control) -> None:
     _, index = http(f"{kube.url}/openapi/v3")
-    assert set(index["paths"]) == {"api/v1", "apis/batch/v1"}
+    assert set(index["paths"]) == {"api/v1", "apis/batch/v1", "apis/rbac.authorization.k8s.io/v1"}
     _, doc = http(kube.url + index["paths"]["apis/batch/v1"]["serverRelativeURL"])
     patch = doc["paths"]["/apis/batch/v1/namespaces/{namespace}/jobs/{name}"]["patch"]
     assert patch["x-kubernetes-group-version-kind"] == {"group": "batch", "version": "v1", "kind": "Job"}

@@ -291,3 +291,4 @@ def test_with_checkpoints_every_node_restores_and_only_node_zero_syncs(tmp_path)
     assert refs["KUBE_TOOLBOX_JOB"] == "metadata.labels['training.kubeflow.org/job-name']"
     assert refs["KUBE_TOOLBOX_REPLICA"] == "metadata.labels['training.kubeflow.org/replica-type']"
     assert sidecar["command"][2].startswith('if ! [ "$KUBE_TOOLBOX_REPLICA" = master ]; then')
+

@@ -145,7 +145,7 @@ def _schema_validator(kind: Kind) -> Any:
     import kubernetes_validate.utils as kv
     from referencing import Registry, Resource
     folder = f"kubernetes-json-schema/v{SCHEMA_VERSION}-local-strict"
-    api = f"{kind.group}-{kind.version}" if kind.group else kind.version
+    api = f"{kind.group.split('.')[0]}-{kind.version}" if kind.group else kind.version     # role-rbac-v1.json
     schema = kv.schema_contents(f"{folder}/{kind.kind.lower()}-{api}.json", SCHEMA_VERSION)
     registry = Resource.from_contents(kv.schema_contents(f"{folder}/_definitions.json", SCHEMA_VERSION)) @ \
         (Resource.from_contents(schema) @ Registry())

@@ -55,6 +55,9 @@ KINDS = (
     Kind("", "v1", "events", "Event", short_names=("ev",)),
     Kind("", "v1", "nodes", "Node", namespaced=False, short_names=("no",),
          subresources=(("status", "Node", STATUS_VERBS),)),
+    Kind("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
+    Kind("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    Kind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
     # Every namespace exists (kubectl asks for one when an object is not found); only get and list are served.
     Kind("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), verbs=("get", "list")),
     # The Kubeflow training operator's CRD (kubeflow.org/v1), where a test installs it.

@@ -188,11 +188,15 @@ class _Builder:
             if settings.shared > 1 or settings.max_parallel:
                 raise ConfigError(LAUNCH_FILE, stage.path, "expected neither shared nor max_parallel for a stage: "
                                                            "each stage of a cell is a Job of its own")
+            if settings.engine == "pytorchjob":
+                raise ConfigError(LAUNCH_FILE, stage.path, "expected engine: job for a stage (a pipeline chains "
+                                                           "Jobs; nodes: N runs a stage on several nodes)")
             where = f"{stage.path}.command" if stage.command else f"model.{cell.model}.command"
             local, remote = _commands(stage.command or self.config.models[cell.model].command, given, where,
                                       cell.model, cell.dataset)
             out.append(dataclasses.replace(
-                cell, name=ownership.stage_job_name(cell.name, stage.name), local_command=local,
+                cell, name=ownership.stage_job_name(cell.name, stage.name, multinode.name_limit(settings)),
+                local_command=local,
                 remote_command=remote, settings=settings, stage=stage.name, cell=cell.name,
                 labels={**cell.labels, **ownership.stage_labels(stage.name, cell.name)}))
         if len({r.name for r in out}) < len(out):

@@ -75,11 +75,11 @@ def pod_name(project: Project, name: str | None = None) -> str:
     return sanitize(f"{user_part(project)}-{project.project_name}-interactive-pod")[:63].rstrip("-")
 
 
-def stage_job_name(cell: str, stage: str) -> str:
-    """A stage's Job: the cell's readable part cut to fit, the stage, and the cell's hash (which stays last, so
-    the stage Jobs of a cell share its id): `example-train-data1-lr-0-1-eval-k3j9x2qa`."""
+def stage_job_name(cell: str, stage: str, max_len: int = 63) -> str:
+    """A stage's Job: the cell's readable part cut to fit (`max_len`), the stage, and the cell's hash (which stays
+    last, so the stage Jobs of a cell share its id): `example-train-data1-lr-0-1-eval-k3j9x2qa`."""
     readable, _, digest = cell.rpartition("-")
-    readable = readable[: 63 - len(digest) - len(stage) - 2].rstrip("-")
+    readable = readable[: max_len - len(digest) - len(stage) - 2].rstrip("-")
     return "-".join(p for p in (readable, stage, digest) if p)
 
 

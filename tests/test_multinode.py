@@ -292,3 +292,16 @@ def test_with_checkpoints_every_node_restores_and_only_node_zero_syncs(tmp_path)
     assert refs["KUBE_TOOLBOX_REPLICA"] == "metadata.labels['training.kubeflow.org/replica-type']"
     assert sidecar["command"][2].startswith('if ! [ "$KUBE_TOOLBOX_REPLICA" = master ]; then')
 
+
+def test_a_stage_of_a_pipeline_can_run_on_several_nodes():
+    stages = [{"name": "fetch", "command": "python fetch.py"}, {"name": "train", "nodes": 3, "gpu_count": 8}]
+    runs, out = rendered({"model": {"m": {"command": TORCHRUN, "hparam": {"x": ["a" * 80]}, "stages": stages}}})
+    fetch, train = runs[0].stages
+    assert len(fetch.name) == 63 and len(train.name) <= 63 - len("-2")
+    assert train.name.endswith(f"-train-{runs[0].name[-8:]}")          # the cell's hash stays last
+    job = operations.render_job(train)
+    validate_oldest(job.manifest)
+    assert job.manifest["spec"]["completions"] == 3 and len(job.companions) == 1
+    assert operations.render_job(fetch).companions == ()
+    with pytest.raises(ConfigError, match=r"model\.m\.stages\[1\]: expected engine: job for a stage"):
+        rendered({"model": {"m": {"command": "x", "stages": [{"name": "a"}, {"name": "b", "engine": "pytorchjob"}]}}})

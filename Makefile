@@ -28,7 +28,7 @@ KT_BOOL = $(call KT_OPT,$(1),$(2))
 KT_ONLY = $(call KT_OPT,only,--only)
 KT_SET = $(call KT_OPT,set,--set)
 KT_ARGS := only set overwrite yes pod file name follow tail json smoke index port local_path keep_going extras \
-	format sort best group metric interval delete stage wait node
+	format sort best group metric interval delete stage wait checkpoints node
 # Command-line variables are exported to recipes, and exporting expands them: not these (they are data).
 unexport $(KT_ARGS)
 KT_STAGE = $(call KT_OPT,stage,--stage)
@@ -81,8 +81,8 @@ job: ## one Kubernetes Job per combination (overwrite=true replaces running ones
 	@$(KT_LAUNCH) job $(KT_ONLY) $(KT_SET) $(call KT_BOOL,overwrite,--overwrite) $(call KT_BOOL,smoke,--smoke) \
 		$(KT_STAGE) $(call KT_BOOL,wait,--wait)
 
-status: ## state, age, node, GPU and reason of every cell (json=1 for scripts)
-	@$(KT_LAUNCH) status $(KT_ONLY) $(KT_SET) $(call KT_BOOL,json,--json)
+status: ## state, age, node, GPU and reason of every cell (json=1 for scripts, checkpoints=1 adds the newest)
+	@$(KT_LAUNCH) status $(KT_ONLY) $(KT_SET) $(call KT_BOOL,json,--json) $(call KT_BOOL,checkpoints,--checkpoints)
 
 KT_USAGE_LOGS := usage: make logs name=JOB (a job name; or name='model=a dataset=d'; follow=1 streams; tail=N; node=K)
 logs: ## logs of one cell: name=JOB or name='model=a dataset=d' (follow=1 streams, tail=N, stage=NAME, node=K)

@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         [grid_args, wait])
     p = add("status", cluster_cli.cmd_status, "state, age, node, GPU and reason of every cell of the grid", [grid_args])
     p.add_argument("--json", **FLAG, help="machine-readable output")
+    p.add_argument("--checkpoints", **FLAG, help="also the newest checkpoint of each cell in the bucket")
     p = add("logs", cluster_cli.cmd_logs, "logs of one cell's pod (a job name or a key=value selection)", [base])
     p.add_argument("--name", default="", help="job name, or e.g. 'model=average dataset=data1'")
     p.add_argument("--follow", **FLAG, help="stream the logs")

@@ -20,7 +20,7 @@ MIN_PYTHON = (3, 10)
 TOOLBOX_DIR = Path(__file__).resolve().parent.parent
 IGNORED = (".env", "build/")                         # what a project's .gitignore must cover
 # What the toolbox imports, by import name: checked in the environment after installing.
-IMPORTS = ("yaml", "dotenv", "jinja2", "kubernetes", "boto3")
+IMPORTS = ("yaml", "dotenv", "jinja2", "kubernetes", "boto3", "tqdm")
 
 # make-env: names .env cannot set through make. make's own variables would change how make works; PYTHON picks
 # the interpreter that reads .env in the first place; KT_* are the Makefile's internals.

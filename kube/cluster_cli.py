@@ -16,6 +16,17 @@ def _provenance(project: Any, warn: bool):
     return prov
 
 
+PROGRESS_FROM = 300                  # a bar for submissions of more Jobs than this, on a terminal
+
+
+def progress(total: int, unit: str) -> Any:
+    """A tqdm bar on stderr for long operations, only when stderr is a terminal (pipes and logs stay clean)."""
+    if total <= PROGRESS_FROM or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, unit=f" {unit}", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
 def cmd_dryrun(args: Any) -> int:
     from . import operations, present, stages
     cfg, _, runs = runs_of(args)
@@ -47,14 +58,24 @@ def cmd_job(args: Any) -> int:
         chosen = operations.select_states(gw, project, runs, existing, selection.states)
         rendered = operations.render_grid(chosen, project, annotations)
 
+    bar = progress(len(rendered.jobs), "jobs")
+
     def report(item: Any) -> None:
+        if bar is not None:
+            bar.clear()
         out(item.message)
         if item.error:
             err(f"error: {item.error}")
         elif item.outcome in ("created", "replaced"):
             out(f"{present.RESOURCES[item.kind]}/{item.name} {item.outcome}")
+        if bar is not None:
+            bar.update(1)
 
-    result = operations.submit(gw, project, rendered, existing, overwrite=args.overwrite, report=report)
+    try:
+        result = operations.submit(gw, project, rendered, existing, overwrite=args.overwrite, report=report)
+    finally:
+        if bar is not None:
+            bar.close()
     parts = [f"{result.count(k)} {k}" for k in ("created", "replaced", "unchanged", "changed", "failed")
              if result.count(k) or k in ("created", "failed")]
     cells = sum(j.cells for j in rendered.jobs)
@@ -87,6 +108,9 @@ def cmd_status(args: Any) -> int:
     cfg, _, runs = runs_of(args)
     report = observe.collect_status(operations.gateway(cfg.project, _retrying), cfg.project, runs)
     out(present.status_report(report.cells, report.orphans, report.calls, args.json), end="")
+    if getattr(args, "checkpoints", False) and not args.json:
+        from . import checkpoint_status
+        out(present.checkpoint_lines(checkpoint_status.newest(cfg.project, runs)), end="")
     return 0
 
 

@@ -57,6 +57,7 @@ def status_table(rows: Sequence[Cell]) -> str:
     for (model, dataset), members in groups.items():
         for i, c in enumerate(members):
             state = (f"{c.stage} " if c.stage else "") + c.state + (" *" if c.stale else "")
+            state += f" ({plural(c.restarts, 'restart')})" if c.restarts else ""
             lines.append((model if i == 0 else "", dataset if i == 0 else "", safe(c.name), state,
                           age_text(c.age), safe(c.node) or "-", safe(c.gpu) or "-", safe(c.reason or "")))
     return columns(lines)
@@ -156,3 +157,11 @@ def smoke_text(result: Any, timeout: float) -> str:
             text += "Last log lines:\n" + result.log_tail + ("" if result.log_tail.endswith("\n") else "\n")
         return text
     return f"Smoke test still {result.state} after {timeout:g} s: {safe(result.reason or 'no reason given')}\n"
+
+
+def checkpoint_lines(found: Sequence[Any]) -> str:
+    """`make status checkpoints=1`: each checkpointed cell's newest checkpoint in the bucket, or none yet."""
+    rows = [("NAME", "NEWEST CHECKPOINT", "AT")]
+    for item in found:
+        rows.append((item.cell, item.key or "-", item.time.strftime("%Y-%m-%d %H:%M:%S") if item.time else "-"))
+    return "\nCheckpoints in the bucket:\n" + columns(rows)

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from . import checkpoints, multinode, ownership, podspec, pytorchjob, workloads, yamltext
 from .checks import check_claims
+from .provenance import ANNOTATION_COMMIT
 from .errors import ConfigError
 from .files import FileSet
 from .settings import Project, Run, RunSettings
@@ -165,14 +166,16 @@ def workdir(settings: RunSettings) -> str | None:
     return settings.workdir or None
 
 
-def startup_script(project: Project, s: RunSettings, files: Sequence[str] = ()) -> str:
-    """The script run before the command: `startup_script` if set, else the default template."""
+def startup_script(project: Project, s: RunSettings, files: Sequence[str] = (), commit: str = "") -> str:
+    """The script run before the command: `startup_script` if set, else the default template. `commit` is what
+    `code: commit` checks out (a placeholder while the spec hash is computed: see Renderer)."""
     if s.startup_script is not None:
         script = s.startup_script.rstrip() + "\n"
     else:
         script = _template(project, "startup.sh.j2").render(
             workdir=workdir(s), ssh_key=f"{SSH_MOUNT}/id_rsa", ssh_host=s.ssh_host, ssh_port=s.ssh_port,
-            conda_sh=f"{s.conda_home}/etc/profile.d/conda.sh", conda_env=project.conda_env_name)
+            conda_sh=f"{s.conda_home}/etc/profile.d/conda.sh", conda_env=project.conda_env_name, code=s.code,
+            commit=commit)
     if files:
         script += _template(project, "files.sh.j2").render(files=files, mount=FILES_MOUNT)
     if s.extra_startup_script:
@@ -180,7 +183,7 @@ def startup_script(project: Project, s: RunSettings, files: Sequence[str] = ()) 
     return script
 
 
-def _workload_values(project: Project, s: RunSettings, extras: Extras) -> dict:
+def _workload_values(project: Project, s: RunSettings, extras: Extras, commit: str = "") -> dict:
     """Everything but the command: the same for every cell that shares settings (cached by the caller)."""
     volumes = [{"name": "dshm", "emptyDir": {"medium": "Memory"}},
                {"name": "ssh-key", "secret": {"secretName": f"{project.project_name}-ssh-key", "optional": True,
@@ -209,7 +212,7 @@ def _workload_values(project: Project, s: RunSettings, extras: Extras) -> dict:
     res = podspec.resources(s)
     podspec.check_quantities(res, "settings")
     env_from = [{"secretRef": {"name": extras.env_secret}}] if extras.env_secret else []
-    startup = startup_script(project, s, extras.files)
+    startup = startup_script(project, s, extras.files, commit)
     sidecars = [c for c in (podspec.sidecar(s, startup, env, env_from, mounts),
                             checkpoints.sidecar(s, startup, env, env_from, mounts)) if c]
     return {
@@ -253,7 +256,8 @@ class Renderer:
                 raise ValueError(f"the files of file: {list(settings.file)} were not read before rendering")
             extras, objects = extras_for(self.project, self.files.get(settings.file))
             self.objects.update((o["metadata"]["name"], o) for o in objects)
-            cached = self._values[settings] = _workload_values(self.project, settings, extras)
+            commit = _MARK + ANNOTATION_COMMIT if ANNOTATION_COMMIT in self.annotations else ""
+            cached = self._values[settings] = _workload_values(self.project, settings, extras, commit)
         return cached
 
     def _labels_of(self, labels: Mapping[str, str], settings: RunSettings) -> SharedDict:

@@ -43,6 +43,21 @@ class Cell:
     index: int | None = None        # the cell's completion index in an array Job
     overrides: str = ""             # the `set=` overrides its job was submitted with
     stage: str = ""                 # a pipeline's current stage and its place: `train 2/4` (kube/stages.py)
+    restarts: int = 0               # pods started again after a disruption (preemption, eviction) or a requeue
+
+
+def restarts(pods: Sequence[Mapping[str, Any]], requeue_code: int | None) -> int:
+    """Pods of a cell that ended by a disruption (the DisruptionTarget condition) or by the requeue exit status:
+    each was followed by a new pod that went on from the checkpoint."""
+    count = 0
+    for pod in pods:
+        st = objects.status(pod)
+        disrupted = any(c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+                        for c in st.get("conditions") or [])
+        codes = {((c.get("state") or {}).get("terminated") or {}).get("exitCode")
+                 for c in st.get("containerStatuses") or [] if c.get("name") == "main"}
+        count += disrupted or (requeue_code is not None and requeue_code in codes)
+    return count
 
 
 def _time(text: str | None) -> datetime | None:
@@ -195,7 +210,7 @@ def cells(runs: Sequence[Run], jobs: Sequence[Mapping[str, Any]], pods: Sequence
     for event in events:
         events_of.setdefault(str((event.get("involvedObject") or {}).get("name") or ""), []).append(event)
 
-    def cell(name: str, model: str, dataset: str) -> Cell:
+    def cell(name: str, model: str, dataset: str, requeue_code: int | None = None) -> Cell:
         found = ([(jobs_by_name[name], None)] if name in jobs_by_name else []) + held.get(cell_id(name), [])
         job, index = newest(found, lambda f: objects.meta(f[0])) or (None, None)
         job_name = objects.name(job) if job is not None else ""
@@ -208,9 +223,12 @@ def cells(runs: Sequence[Run], jobs: Sequence[Mapping[str, Any]], pods: Sequence
         prov = from_annotations(objects.annotations_of(job) if job is not None else None)
         stale = bool(job) and prov.commit is not None and (prov.dirty or (head is not None and prov.commit != head))
         return Cell(name=name, model=model, dataset=dataset, commit=(prov.commit or "")[:8], stale=stale,
-                    job=job_name, index=index, overrides=prov.overrides or "", **info)
+                    job=job_name, index=index, overrides=prov.overrides or "",
+                    restarts=restarts(job_pods if index is None else [p for p in job_pods
+                                                                     if index_of(p) == str(index)], requeue_code),
+                    **info)
 
-    grid = [cell(r.name, r.model, r.dataset) for r in runs]
+    grid = [cell(r.name, r.model, r.dataset, r.settings.requeue_exit_code) for r in runs]
     in_grid = {r.name for r in runs}
     ids = {cell_id(r.name) for r in runs}
     orphans = []

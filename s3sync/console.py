@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from . import sync
 from .bucket import ObjectInfo
@@ -28,44 +27,38 @@ def warn(message: str) -> None:
 
 
 class Reporter:
-    """The progress callback of the command line: one line per file, warnings on stderr, and a bar (files, bytes,
-    rate) on stderr when it is a terminal."""
+    """The progress callback of the command line: one line per file on stdout, warnings on stderr, and a tqdm bar
+    (bytes, rate, time left) on stderr while a terminal shows it; nothing of the bar when stderr is not one."""
 
     def __init__(self, out: TextIO | None = None, shown_root: str = ".") -> None:
         self.out, self.shown_root = out, shown_root
-        self.total_files = self.total_bytes = self.files = self.bytes = 0
-        self.start = time.monotonic()
         self.lock = threading.Lock()
-        self.bar = False
+        self.bar: Any = None
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Skipped):
             warn(event.message)
         elif isinstance(event, Started):
-            self.total_files, self.total_bytes, self.start = event.files, event.bytes, time.monotonic()
-            self.bar = sys.stderr.isatty() and (event.files > 1 or event.bytes > MULTIPART_THRESHOLD)
+            if sys.stderr.isatty() and (event.files > 1 or event.bytes > MULTIPART_THRESHOLD):
+                from tqdm import tqdm
+                self.bar = tqdm(total=event.bytes, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                                desc=f"{event.files} files", leave=False, dynamic_ncols=True)
         elif isinstance(event, Moved):
             key = event.transfer.key
             self.done(f"Uploaded {key} to {key}" if event.upload else
                       f"Downloaded {key} to {self.shown_root}/{key}", event.transfer.size)
-        elif isinstance(event, Finished) and self.bar:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+        elif isinstance(event, Finished) and self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def done(self, line: str, size: int) -> None:
         with self.lock:
-            self.files += 1
-            self.bytes += size
-            if self.bar:
-                sys.stderr.write("\r\033[K")
+            if self.bar is None:
+                say(line, self.out or sys.stdout)
+                return
+            self.bar.clear()
             say(line, self.out or sys.stdout)
-            if self.bar:
-                rate = self.bytes / max(time.monotonic() - self.start, 1e-6) / 1e6
-                width = 30
-                filled = int(width * self.files / max(self.total_files, 1))
-                sys.stderr.write(f"[{'#' * filled}{'.' * (width - filled)}] {self.files}/{self.total_files} files "
-                                 f"{self.bytes / 1e6:.1f}/{self.total_bytes / 1e6:.1f} MB {rate:.1f} MB/s")
-                sys.stderr.flush()
+            self.bar.update(size)
 
 
 def upload_s3_path(path: str, local_path: sync.Root = None, overwrite: bool = False, backend: str | None = None,

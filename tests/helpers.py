@@ -78,3 +78,13 @@ def with_status(job, **status):
     job = dict(job)
     job["status"] = status
     return job
+
+
+def seed_pod(kube, job: dict, status: dict, suffix: str = "p") -> str:
+    """A pod of a submitted Job, owned by it as the Job controller would make it, in the given status."""
+    name = job["metadata"]["name"]
+    kube.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": f"{name}-{suffix}", "namespace": "lab", "labels": {**job["metadata"]["labels"], "job-name": name},
+        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job["metadata"]["uid"]}]},
+        "spec": {"containers": [{"name": "main", "image": "x"}]}, "status": status})
+    return f"{name}-{suffix}"

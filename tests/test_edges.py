@@ -144,16 +144,12 @@ def test_pod_is_accepted_in_the_mode_form(tmp_path):
 
 
 def test_logs_of_a_pod_without_a_log_yet_says_so(project, kube):
-    from tests.helpers import run
+    from tests.helpers import run, seed_pod
     run(project, "job")
     job = kube.objects("jobs")[0]
     name = job["metadata"]["name"]
-    kube.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": f"{name}-p", "namespace": "lab", "labels": {**job["metadata"]["labels"], "job-name": name},
-        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job["metadata"]["uid"]}]},
-        "spec": {"containers": [{"name": "main", "image": "x"}]},
-        "status": {"phase": "Pending", "containerStatuses": [{"name": "main", "state": {
-            "waiting": {"reason": "ContainerCreating"}}}]}})
+    seed_pod(kube, job, {"phase": "Pending", "containerStatuses": [{"name": "main", "state": {
+        "waiting": {"reason": "ContainerCreating"}}}]})
     code, out, err = run(project, "logs", "--name", name)
     assert code == 0 and out == ""
     assert err.strip() == f"# pod/{name}-p has no log yet: its container is waiting to start (not started); " \

@@ -13,7 +13,7 @@ import pytest
 
 from kube import kubeconfig
 from kube.errors import ClusterError
-from tests.helpers import ROOT, run
+from tests.helpers import ROOT, run, seed_pod
 from tests.kube_fixtures import free_port
 
 
@@ -106,10 +106,7 @@ def test_logs_follow_streams_with_the_installed_client(project, kube):
     run(project, "job")
     job = kube.objects("jobs")[0]
     name = job["metadata"]["name"]
-    kube.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": f"{name}-p", "namespace": "lab", "labels": {**job["metadata"]["labels"], "job-name": name},
-        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job["metadata"]["uid"]}]},
-        "spec": {"containers": [{"name": "main", "image": "x"}]}, "status": {"phase": "Running"}})
+    seed_pod(kube, job, {"phase": "Running"})
     kube.set_log("lab", f"{name}-p", "".join(f"step {i}\n" for i in range(3000)))
     code, out, err = run(project, "logs", "--name", name, "--follow")
     assert code == 0, err

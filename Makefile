@@ -2,7 +2,7 @@
 #
 # Arguments: only='model=a dataset=d lr=0.1'  set='lr=0.1,0.01 model.m.gpu_count=2'  overwrite=true  yes=1
 #            pod=NAME  file=PATH  keep_going=false  format=table|csv|json|markdown  sort=COLUMN  best=METRIC:min
-#            group=HPARAM  metric=METRIC  name=JOB  follow=1  tail=N  json=1  smoke=1  index=N  port=N
+#            group=HPARAM  metric=METRIC  name=JOB  follow=1  tail=N  node=K  json=1  smoke=1  index=N  port=N
 #            local_path=DIR  extras=NAMES  interval=SECONDS  delete=1  stage=NAME  wait=1
 # PYTHON     the interpreter that runs the toolbox (default: python3, the first on PATH). It needs the packages
 #            `make setup` installs, so use the project's environment: activate it, or set PYTHON=.venv/bin/python
@@ -28,7 +28,7 @@ KT_BOOL = $(call KT_OPT,$(1),$(2))
 KT_ONLY = $(call KT_OPT,only,--only)
 KT_SET = $(call KT_OPT,set,--set)
 KT_ARGS := only set overwrite yes pod file name follow tail json smoke index port local_path keep_going extras \
-	format sort best group metric interval delete stage wait checkpoints
+	format sort best group metric interval delete stage wait checkpoints node
 # Command-line variables are exported to recipes, and exporting expands them: not these (they are data).
 unexport $(KT_ARGS)
 KT_STAGE = $(call KT_OPT,stage,--stage)
@@ -84,11 +84,11 @@ job: ## one Kubernetes Job per combination (overwrite=true replaces running ones
 status: ## state, age, node, GPU and reason of every cell (json=1 for scripts, checkpoints=1 adds the newest)
 	@$(KT_LAUNCH) status $(KT_ONLY) $(KT_SET) $(call KT_BOOL,json,--json) $(call KT_BOOL,checkpoints,--checkpoints)
 
-KT_USAGE_LOGS := usage: make logs name=JOB (a job name; or name='model=a dataset=d'; follow=1 streams; tail=N)
-logs: ## logs of one cell: name=JOB or name='model=a dataset=d' (follow=1 streams, tail=N, stage=NAME)
+KT_USAGE_LOGS := usage: make logs name=JOB (a job name; or name='model=a dataset=d'; follow=1 streams; tail=N; node=K)
+logs: ## logs of one cell: name=JOB or name='model=a dataset=d' (follow=1 streams, tail=N, stage=NAME, node=K)
 	@$(if $(value name),,$(error $(KT_USAGE_LOGS)))
 	@$(KT_LAUNCH) logs $(call KT_OPT,name,--name) $(call KT_BOOL,follow,--follow) \
-		$(call KT_OPT,tail,--tail) $(KT_STAGE)
+		$(call KT_OPT,tail,--tail) $(KT_STAGE) $(call KT_OPT,node,--node)
 
 KT_USAGE_FORWARD := usage: make forward name=JOB (a job name or name='model=a dataset=d'; port=N for the local port)
 forward: ## port-forward to the server: sidecar of one cell: name=JOB (port=N, local port)

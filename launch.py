@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="", help="job name, or e.g. 'model=average dataset=data1'")
     p.add_argument("--follow", **FLAG, help="stream the logs")
     p.add_argument("--tail", type=int, default=None, help="last N lines (default: all; 50 for a failed cell)")
+    p.add_argument("--node", type=int, default=0, help="which node of a cell on several nodes (default: 0)")
     p = add("forward", cluster_cli.cmd_forward, "port-forward to a cell's server: sidecar (e.g. TensorBoard)", [base])
     p.add_argument("--name", default="", help="job name, or e.g. 'model=average dataset=data1'")
     p.add_argument("--port", type=int, default=None, help="local port (default: the server's port)")

@@ -156,6 +156,11 @@ CHECKS: dict[str, Check] = {
     "shared": Check(lambda v: (_whole(v) and v >= 0) or (is_finite_number(v) and 0 < v <= 1),
                     "a whole number of cells per Job, or a fraction of a GPU per cell (0 < f <= 1)",
                     lambda v, _: v if _whole(v) else max(1, int(1 / v + 1e-9))),
+    "positive_count": Check(lambda v: _whole(v) and v >= 1, "a whole number >= 1", numeric=True),
+    "timeout": Check(lambda v: v is not None and CHECKS["duration"].accepts(v),
+                     "a duration such as 10m or a number of seconds > 0",
+                     lambda v, where: CHECKS["duration"].normalise(v, where), numeric=True),
+    "engine": Check(lambda v: v in ("job", "pytorchjob"), "job or pytorchjob"),
     "str_list": Check(lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings",
                       lambda v, _: tuple(v)),
     "file_list": Check(lambda v: v is None or isinstance(v, str) or

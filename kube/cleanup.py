@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from . import objects, status
+from . import distributed, objects, status
 from .cluster import Gateway
 from .errors import ClusterError, NotFound
 from .ownership import selector
@@ -19,7 +19,7 @@ WORKERS = 8
 
 @dataclass(frozen=True)
 class Target:
-    kind: Literal["Job", "Pod", "Secret", "ConfigMap"]
+    kind: Literal["Job", "Pod", "Secret", "ConfigMap", "Service", "PyTorchJob"]
     name: str
     uid: str | None = None
     version: str | None = None           # a Secret's or ConfigMap's resourceVersion when it was listed
@@ -36,7 +36,7 @@ class DeleteReport:
 
 
 def _owned_by_job(pod: Mapping[str, Any]) -> bool:
-    return any(o.get("kind") == "Job" for o in (pod.get("metadata") or {}).get("ownerReferences") or [])
+    return any(o.get("kind") in ("Job", "PyTorchJob") for o in (pod.get("metadata") or {}).get("ownerReferences") or [])
 
 
 def _target(kind: Any, obj: Mapping[str, Any]) -> Target:
@@ -47,11 +47,14 @@ def _target(kind: Any, obj: Mapping[str, Any]) -> Target:
 
 @dataclass(frozen=True)
 class Owned:
-    """The user's Secrets, ConfigMaps, Jobs and Pods of this project, listed once (one label selector each)."""
+    """The user's Secrets, ConfigMaps, Jobs and Pods of this project, listed once (one label selector each), and
+    with the Jobs, the PyTorchJobs (as Jobs) and the Services of cells on several nodes."""
 
     jobs: list[dict]
     pods: list[dict]
     extras: list[Target] = field(default_factory=list)
+    engines: list[dict] = field(default_factory=list)
+    services: list[dict] = field(default_factory=list)
 
 
 def list_owned(gw: Gateway, project: Project, jobs: bool = True) -> Owned:
@@ -68,17 +71,23 @@ def list_owned(gw: Gateway, project: Project, jobs: bool = True) -> Owned:
                 name = objects.name(obj)
                 if name.startswith(prefix) and any(i in name for i in infixes):
                     extras.append(_target(kind, obj))
+    engines, services = distributed.owned_extras(gw, project) if jobs else ([], [])
     return Owned(gw.list("Job", sel, shape=objects.slim_job) if jobs else [],
-                 gw.list("Pod", sel, shape=objects.slim_pod), extras)
+                 gw.list("Pod", sel, shape=objects.slim_pod), extras, engines, services)
 
 
 def find_owned(owned: Owned, kind: Literal["job", "pod", "all"], failed_only: bool = False) -> list[Target]:
     """What `make delete` removes: the user's Jobs (failed ones only, for clean-jobs) and standalone Pods."""
-    jobs = owned.jobs if kind in ("job", "all") else []
+    jobs, engines = (owned.jobs, owned.engines) if kind in ("job", "all") else ([], [])
     if failed_only:
         jobs = [j for j in jobs if status.job_state(j)[0] == "failed"]
+        engines = [j for j in engines if status.job_state(j)[0] == "failed"]
     pods = [p for p in owned.pods if not _owned_by_job(p)] if kind in ("pod", "all") else []
-    return [_target("Job", j) for j in jobs] + [_target("Pod", p) for p in pods]
+    gone = {objects.uid(j) for j in jobs + engines}
+    surviving = {str(objects.uid(j)) for j in owned.jobs + owned.engines if objects.uid(j) not in gone}
+    services = distributed.leftover_services(owned.services, surviving) if kind in ("job", "all") else []
+    return [_target("Job", j) for j in jobs] + [_target("PyTorchJob", j) for j in engines] + \
+        [_target("Service", s) for s in services] + [_target("Pod", p) for p in pods]
 
 
 def _referenced(workload: Mapping[str, Any]) -> set[str]:
@@ -94,7 +103,8 @@ def unused_extras(owned: Owned, gone: Sequence[Target]) -> list[Target]:
     """The toolbox's own Secrets/ConfigMaps that no remaining Job or standalone Pod of the user refers to."""
     removed = {(t.kind, t.name) for t in gone}
     used: set[str] = set()
-    for kind, listed in (("Job", owned.jobs), ("Pod", [p for p in owned.pods if not _owned_by_job(p)])):
+    for kind, listed in (("Job", owned.jobs), ("PyTorchJob", owned.engines),
+                         ("Pod", [p for p in owned.pods if not _owned_by_job(p)])):
         for obj in listed:
             if (kind, obj["metadata"]["name"]) not in removed:
                 used |= _referenced(obj)

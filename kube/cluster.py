@@ -8,6 +8,7 @@ the official client.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from .settings import Project
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 PAGE = 500                     # items per list page, as kubectl asks
 ObjectKind = Literal["Job", "Pod", "Secret", "ConfigMap", "Event", "Node", "Service", "ServiceAccount", "Role",
-                     "RoleBinding"]
+                     "RoleBinding", "PyTorchJob"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ KINDS: dict[str, Resource] = {
     "Event": Resource("/api/v1", "events"), "Node": Resource("/api/v1", "nodes", False),
     "Service": Resource("/api/v1", "services"), "ServiceAccount": Resource("/api/v1", "serviceaccounts"),
     "Role": Resource("/apis/rbac.authorization.k8s.io/v1", "roles"),
-    "RoleBinding": Resource("/apis/rbac.authorization.k8s.io/v1", "rolebindings")}
+    "RoleBinding": Resource("/apis/rbac.authorization.k8s.io/v1", "rolebindings"),
+    "PyTorchJob": Resource("/apis/kubeflow.org/v1", "pytorchjobs")}
 
 
 class _Expired(Exception):
@@ -169,6 +171,22 @@ class Gateway:
         res = KINDS[kind]
         path = res.prefix + (f"/namespaces/{quote(self.namespace)}" if res.namespaced and namespaced else "")
         return path + f"/{res.plural}" + (f"/{quote(name)}" if name is not None else "")
+
+    # --- what the server offers ------------------------------------------------------------------------------------
+    def version(self) -> tuple[int, int]:
+        """The server's Kubernetes version (major, minor); providers write minors such as `33+`."""
+        found = json.loads(self.request("get the server version", "GET", "/version").data)
+        digits = [re.sub(r"\D.*", "", str(found.get(k) or "")) for k in ("major", "minor")]
+        return (int(digits[0] or 0), int(digits[1] or 0))
+
+    def serves(self, kind: ObjectKind) -> bool:
+        """Is the kind's resource in the server's discovery (a custom resource may not be installed)?"""
+        res = KINDS[kind]
+        try:
+            found = json.loads(self.request(f"discover {res.prefix}", "GET", res.prefix).data)
+        except NotFound:
+            return False
+        return any(r.get("name") == res.plural for r in found.get("resources") or [])
 
     # --- the verbs -------------------------------------------------------------------------------------------------
     def get(self, kind: ObjectKind, name: str) -> dict:

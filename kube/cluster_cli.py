@@ -53,7 +53,7 @@ def cmd_job(args: Any) -> int:
         return pipeline_cli.job(args, cfg, selection, runs, annotations)
     rendered = operations.render_grid(runs, project, annotations) if not selection.states else None
     gw = operations.gateway(project, _retrying)
-    existing = operations.existing_jobs(gw, project)
+    existing = operations.existing_jobs(gw, project, runs)
     if rendered is None:
         chosen = operations.select_states(gw, project, runs, existing, selection.states)
         rendered = operations.render_grid(chosen, project, annotations)
@@ -67,7 +67,7 @@ def cmd_job(args: Any) -> int:
         if item.error:
             err(f"error: {item.error}")
         elif item.outcome in ("created", "replaced"):
-            out(f"job.batch/{item.name} {item.outcome}")
+            out(f"{present.RESOURCES[item.kind]}/{item.name} {item.outcome}")
         if bar is not None:
             bar.update(1)
 
@@ -96,8 +96,9 @@ def cmd_smoke(args: Any) -> int:
         raise UsageError("smoke: no combination selected")
     gw = operations.gateway(cfg.project, _retrying)
     result = operations.smoke(gw, stages.units(runs[0])[0], args.timeout, args.poll,      # a pipeline: stage 1
-                              started=lambda run: out(f"job.batch/{run.name} created (smoke test of {run.model} x "
-                                                      f"{run.dataset}); waiting..."))
+                              started=lambda run: out(f"{present.RESOURCES[operations.kind_of(run)]}/{run.name} "
+                                                      f"created (smoke test of {run.model} x {run.dataset}); "
+                                                      f"waiting..."))
     out(present.smoke_text(result, args.timeout), end="")
     return 0 if result.ok else 1
 
@@ -114,12 +115,13 @@ def cmd_status(args: Any) -> int:
 
 
 def cmd_logs(args: Any) -> int:
-    from . import observe, operations, pipeline_cli, present, status
+    from . import distributed, observe, operations, pipeline_cli, present, status
     from .errors import ClusterError
     cfg = config_of(args)
     name = pipeline_cli.log_name(cfg, args.name, args.stage)
     gw = operations.gateway(cfg.project, _retrying)
-    pod = observe.cell_pod(gw, cfg.project, name)
+    pod = observe.cell_pod(gw, cfg.project, name, args.node)
+    container = distributed.container_of(pod)
     failed = (pod.get("status") or {}).get("phase") == "Failed"
     tail = args.tail if args.tail is not None else (50 if failed else None)
     if failed:
@@ -127,10 +129,10 @@ def cmd_logs(args: Any) -> int:
             f"({present.safe(status.pod_reason(pod) or 'unknown reason')}); last {tail} lines:")
     try:
         if args.follow:
-            for chunk in gw.logs(pod["metadata"]["name"], tail=tail, follow=True):
+            for chunk in gw.logs(pod["metadata"]["name"], tail=tail, follow=True, container=container):
                 out(chunk, end="")
             return 0
-        out(gw.logs(pod["metadata"]["name"], tail=tail), end="")
+        out(gw.logs(pod["metadata"]["name"], tail=tail, container=container), end="")
     except ClusterError as error:
         if error.status != 400 or "waiting to start" not in str(error):
             raise

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from . import multinode
 from .errors import ConfigError
 from .checks import ENV_NAME, check_field, is_finite_number
 from .hparams import Axis, is_scalar, parse_axes, type_name
@@ -168,7 +169,9 @@ def resolve_settings(project: Project, merged: Mapping[str, Any], source: str, k
     values["gitlab_user"] = gitlab_user
     values["image"] = values.get("image") or f"{registry}/{gitlab_user}/{project.project_name}:latest"
     values["image_pull_secrets"] = values.get("image_pull_secrets") or f"{project.project_name}-read-registry"
-    return RunSettings(**{k: v for k, v in values.items() if k in FIELD_KINDS})
+    settings = RunSettings(**{k: v for k, v in values.items() if k in FIELD_KINDS})
+    multinode.check(settings, source, key_path, project.project_name)
+    return settings
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from . import command, ownership, search, stages
+from . import command, multinode, ownership, search, stages
 from .config import (FIELD_KINDS, LAUNCH_FILE, Config, ModelEntry, check_field, merge_levels,
                      resolve_settings)
 from .errors import ConfigError, UsageError
@@ -150,7 +150,8 @@ class _Builder:
         # `<fn>` reads the hidden hparam `_fn` too (the reference's example), unless `fn` itself exists.
         values = {**builtins, **{k[1:]: v for k, v in hparams.items() if k.startswith("_")}, **hparams}
         settings = self.settings(model, dataset, {**values, "name": ""} if "name" not in values else values, hparams)
-        name = run_name(settings.prefix, project.project_name, model, dataset, name_parts, hparams, project.user)
+        name = run_name(settings.prefix, project.project_name, model, dataset, name_parts, hparams, project.user,
+                        multinode.name_limit(settings))     # a cell on several nodes leaves room for its pods
         if "name" not in values and any("<name>" in str(v) for v in config.models[model].fields.values()):
             settings = self.settings(model, dataset, {**values, "name": name}, hparams)    # `<name>` in env, image
         if "name" in filters and name not in filters["name"]:
@@ -187,11 +188,15 @@ class _Builder:
             if settings.shared > 1 or settings.max_parallel:
                 raise ConfigError(LAUNCH_FILE, stage.path, "expected neither shared nor max_parallel for a stage: "
                                                            "each stage of a cell is a Job of its own")
+            if settings.engine == "pytorchjob":
+                raise ConfigError(LAUNCH_FILE, stage.path, "expected engine: job for a stage (a pipeline chains "
+                                                           "Jobs; nodes: N runs a stage on several nodes)")
             where = f"{stage.path}.command" if stage.command else f"model.{cell.model}.command"
             local, remote = _commands(stage.command or self.config.models[cell.model].command, given, where,
                                       cell.model, cell.dataset)
             out.append(dataclasses.replace(
-                cell, name=ownership.stage_job_name(cell.name, stage.name), local_command=local,
+                cell, name=ownership.stage_job_name(cell.name, stage.name, multinode.name_limit(settings)),
+                local_command=local,
                 remote_command=remote, settings=settings, stage=stage.name, cell=cell.name,
                 labels={**cell.labels, **ownership.stage_labels(stage.name, cell.name)}))
         if len({r.name for r in out}) < len(out):

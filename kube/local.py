@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Callable, Mapping, Sequence, TextIO
 
-from . import checkpoints, processes, results
+from . import checkpoints, multinode, processes, results
 from .processes import group_alive, killpg
 from .errors import RunError
 from .settings import Project, Run, RunSettings, default_of
@@ -88,6 +88,8 @@ def run_environment(run: Run, python: PythonEnv) -> dict[str, str]:
     if run.settings.checkpoint is not None:                 # and its checkpoint folder, as in jobs
         env[checkpoints.ENV_NAME] = str(checkpoints.local_dir(run))
     env.setdefault("PYTHONUNBUFFERED", "1")                 # its output reaches us through a pipe: keep it live
+    if multinode.is_multinode(run.settings) and not in_cluster():
+        env.update(multinode.local_env(run.settings))      # a cell on several nodes runs here as one node
     return env
 
 
@@ -106,7 +108,8 @@ def command_for(run: Run) -> str:
 
 def header(run: Run) -> str:
     """The reference's shape: `Running {json} ... `, a blank line, the command, a blank line."""
-    return f"Running {json.dumps(dict(run.hparams), indent=4, default=str)} ... \n\n{command_for(run)}\n"
+    note = "" if in_cluster() else multinode.local_note(run.settings)     # a multi-node cell's one node here
+    return f"Running {json.dumps(dict(run.hparams), indent=4, default=str)} ... \n{note}\n{command_for(run)}\n"
 
 
 @dataclass

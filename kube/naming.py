@@ -56,8 +56,8 @@ def sanitize(text: str) -> str:
 
 
 def run_name(prefix: str, project: str, model: str, dataset: str,
-             labels: Mapping[str, str], hparams: Mapping[str, Any], user: str = "") -> str:
-    """`[<prefix>-]<project>-<model>-<dataset>[-key-value...]-<hash>`, cut to fit 63 characters.
+             labels: Mapping[str, str], hparams: Mapping[str, Any], user: str = "", max_len: int = MAX_NAME) -> str:
+    """`[<prefix>-]<project>-<model>-<dataset>[-key-value...]-<hash>`, cut to fit `max_len` (63) characters.
 
     `labels` are the name parts of the public hparams (key -> readable value); `hparams` is the full
     combination that the hash covers, so two combinations never share a name even when truncation or
@@ -67,7 +67,7 @@ def run_name(prefix: str, project: str, model: str, dataset: str,
     for key, text in labels.items():
         parts += [key, text]
     readable = "-".join(p for p in (sanitize(x) for x in parts) if p)
-    readable = readable[: MAX_NAME - HASH_LEN - 1].rstrip("-")
+    readable = readable[: max_len - HASH_LEN - 1].rstrip("-")
     digest = combination_hash(project, model, dataset, hparams, user)
     return f"{readable}-{digest}" if readable else digest
 

@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from . import objects, ownership, provenance, stages, status, workloads
+from . import distributed, multinode, objects, ownership, provenance, stages, status, workloads
 from .cluster import Gateway
-from .errors import ClusterError, NotFound
+from .errors import ClusterError, NotFound, UsageError
 from .ownership import require_owned, selector
 from .settings import Project, Run
 
@@ -50,26 +50,32 @@ def pod_events(gw: Gateway, pods: Sequence[Mapping[str, Any]]) -> list[dict]:
 def collect_status(gw: Gateway, project: Project, runs: Sequence[Run]) -> StatusReport:
     """Jobs, pods and nodes listed at once (a call per 500 objects, pages read as they arrive, each object
     slimmed to what status reads), then events only if a pending pod needs them."""
-    sel = selector(project)
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    sel, flat = selector(project), stages.flatten(runs)
+    with ThreadPoolExecutor(max_workers=4) as pool:
         jobs = pool.submit(gw.list, "Job", sel, shape=objects.slim_job)
         pods = pool.submit(gw.list, "Pod", sel, shape=objects.slim_pod)
         gpus = pool.submit(node_gpus, gw)
-        found_pods = pods.result()
+        engines = pool.submit(distributed.engine_jobs, gw, project, flat, False)     # PyTorchJobs, if used
+        found_pods = [distributed.pod_view(p) for p in pods.result()]
         events = pod_events(gw, found_pods)
         head = provenance.read(project.root).commit
-        found_jobs = [j for j in jobs.result() if not ownership.is_driver(j)]      # a pipeline's driver: no cell
-        cells, orphans = status.cells(stages.flatten(runs), found_jobs, found_pods, events, gpus.result(), head)
-    return StatusReport(stages.fold(runs, cells), orphans, gw.calls)
+        found_jobs = [j for j in jobs.result() if not ownership.is_driver(j)] + engines.result()   # no driver
+        cells, orphans = status.cells(flat, found_jobs, found_pods, events, gpus.result(), head)
+    return StatusReport(stages.fold(runs, distributed.node_notes(cells, found_jobs, found_pods)), orphans, gw.calls)
 
 
-def cell_pod(gw: Gateway, project: Project, name: str) -> dict:
-    """The newest pod running a cell: of the Job of that name, or of the packed/array Job holding the cell.
-    The Job's owner is checked first."""
+def cell_pod(gw: Gateway, project: Project, name: str, node: int = 0) -> dict:
+    """The newest pod running a cell: of the Job of that name (of its node `node` when the cell runs on several),
+    of its PyTorchJob, or of the packed/array Job holding the cell. The Job's owner is checked first."""
     try:
         job: dict | None = gw.get("Job", name)
     except NotFound:
-        job = None
+        job = distributed.find_engine_job(gw, name)
+    if job is not None and multinode.nodes_of(job):
+        require_owned(job, project, f"{job.get('kind', 'Job')} '{name}'")
+        return distributed.node_pod(gw, job, node)
+    if node:
+        raise UsageError(f"node={node}: cell '{name}' runs on one node; expected node=0")
     index = None
     if job is None:
         listed = gw.list("Job", selector(project))

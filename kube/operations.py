@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from . import files, render, status, workloads
-from .cluster import Gateway
+from . import distributed, files, render, status, workloads
+from .cluster import Gateway, ObjectKind
 from .errors import AlreadyExists, ClusterError, NotFound, ToolboxError
 from .ownership import require_owned, selector
 from .plan import Action, plan
@@ -66,7 +66,8 @@ def stream_text(objects: Sequence[Mapping[str, Any]], workloads: Sequence[Render
     """The multi-document stream `kubectl create -f -` reads: Secrets are named in a comment, never printed."""
     notes = [f"# Secret {o['metadata']['name']} (the .env values) is not printed: `make job` creates it; "
              f"to apply this stream yourself, create it first\n" for o in objects if o["kind"] == "Secret"]
-    docs = [render.document(o) for o in objects if o["kind"] != "Secret"] + [w.text for w in workloads]
+    docs = [render.document(o) for o in objects if o["kind"] != "Secret"] + \
+        [text for w in workloads for text in (w.text, *w.companions)]
     return "".join(notes) + "---\n".join(docs)
 
 
@@ -92,6 +93,7 @@ class JobResult:
     message: str                        # the plan's sentence
     outcome: Outcome
     error: str | None = None
+    kind: str = "Job"                   # Job or PyTorchJob
 
 
 @dataclass
@@ -122,46 +124,61 @@ def ensure(gw: Gateway, project: Project, obj: Mapping[str, Any]) -> bool:
         return False
 
 
-def _same_spec(gw: Gateway, job: Rendered) -> bool:
-    """Does the Job now under this name carry this spec hash (an earlier attempt that went through)?"""
+def _same_spec(gw: Gateway, job: Rendered) -> dict | None:
+    """The Job now under this name if it carries this spec hash (an earlier attempt that went through)."""
     try:
-        current = gw.get("Job", job.name)
+        current = gw.get(_kind(job), job.name)
     except NotFound:
-        return False
+        return None
     meta = current.get("metadata") or {}
-    return not meta.get("deletionTimestamp") and \
+    same = not meta.get("deletionTimestamp") and \
         (meta.get("annotations") or {}).get(render.ANNOTATION_SPEC) == job.spec_hash
+    return current if same else None
+
+
+def _kind(job: Rendered) -> ObjectKind:
+    return "PyTorchJob" if job.kind == "PyTorchJob" else "Job"
+
+
+def kind_of(run: Run) -> ObjectKind:
+    """What a cell is submitted as: a Job, or a PyTorchJob (`engine: pytorchjob`)."""
+    return "PyTorchJob" if run.settings.engine == "pytorchjob" else "Job"
 
 
 def create_or_replace(gw: Gateway, project: Project, job: Rendered, existing: Mapping[str, Any] | None,
                       wait: float = 60.0) -> Outcome:
-    """Create a Job; to replace, delete exactly the (owned) one seen, then create while it terminates."""
-    replace = existing is not None
+    """Create a Job (and what comes with it); to replace, delete exactly the (owned) one seen, then create while it
+    terminates."""
+    replace, kind = existing is not None, _kind(job)
     if existing is not None:
-        require_owned(existing, project, f"Job '{job.name}'")
+        require_owned(existing, project, f"{kind} '{job.name}'")
         try:
-            gw.delete("Job", job.name, uid=(existing.get("metadata") or {}).get("uid"))
+            gw.delete(kind, job.name, uid=(existing.get("metadata") or {}).get("uid"))
         except NotFound:
             pass
     deadline = time.monotonic() + wait
     while True:
         try:
-            gw.create(job.manifest)
+            distributed.create_companions(gw, project, job, gw.create(job.manifest))
             return "replaced" if replace else "created"
         except AlreadyExists:
-            if _same_spec(gw, job):            # a retried create whose first attempt went through
+            done = _same_spec(gw, job)       # a retried create whose first attempt went through
+            if done is not None:
+                distributed.create_companions(gw, project, job, done)
                 return "replaced" if replace else "created"
             if not replace:
-                require_owned(gw.get("Job", job.name), project, f"Job '{job.name}'")
+                require_owned(gw.get(kind, job.name), project, f"{kind} '{job.name}'")
                 raise
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
 
 
-def existing_jobs(gw: Gateway, project: Project) -> dict[str, dict]:
-    """The user's Jobs of this project by name: one paged list, the base of every decision of `make job`."""
-    return {j["metadata"]["name"]: j for j in gw.list("Job", selector(project))}
+def existing_jobs(gw: Gateway, project: Project, runs: Sequence[Run] = ()) -> dict[str, dict]:
+    """The user's Jobs of this project by name: one paged list, the base of every decision of `make job` (and the
+    PyTorchJobs, as Jobs, when the grid has such cells: a cluster without that API stops here)."""
+    found = gw.list("Job", selector(project)) + distributed.engine_jobs(gw, project, runs, required=True)
+    return {j["metadata"]["name"]: j for j in found}
 
 
 def select_states(gw: Gateway, project: Project, runs: Sequence[Run], jobs: Mapping[str, Mapping[str, Any]],
@@ -205,6 +222,7 @@ def submit(gw: Gateway, project: Project, rendered: RenderedGrid, existing: Mapp
     if actions and actions[0].submits:
         actions[0].job.manifest                 # a broken project template fails before the first call
     result = SubmitReport()
+    distributed.prepare(gw, [a.job for a in actions if a.submits])
     if any(a.submits for a in actions):
         for obj in rendered.objects:
             ensure(gw, project, obj)
@@ -221,7 +239,8 @@ def submit(gw: Gateway, project: Project, rendered: RenderedGrid, existing: Mapp
                 item = JobResult(action.name, action.message, action.kind)  # type: ignore[arg-type]
             else:
                 try:
-                    item = JobResult(action.name, action.message, futures[action.name].result())
+                    item = JobResult(action.name, action.message, futures[action.name].result(),
+                                     kind=_kind(action.job))
                 except ToolboxError as err:
                     item = JobResult(action.name, action.message, "failed", str(err))
             result.results.append(item)
@@ -267,12 +286,13 @@ def smoke(gw: Gateway, run: Run, timeout: float, poll: float,
     project = run.project
     rendered = render_grid([run], project)
     job = rendered.jobs[0]
-    try:
-        existing: dict | None = gw.get("Job", run.name)
-    except NotFound:
-        existing = None
+    kind = _kind(job)
+    if kind == "PyTorchJob" and not gw.serves(kind):
+        raise ClusterError(distributed.MISSING_API, 404)
+    existing = distributed.current(gw, kind, run.name)
     if existing is not None:
-        require_owned(existing, project, f"Job '{run.name}'")
+        require_owned(existing, project, f"{kind} '{run.name}'")
+    distributed.prepare(gw, [job])
     for obj in rendered.objects:
         ensure(gw, project, obj)
     create_or_replace(gw, project, job, existing)
@@ -280,13 +300,10 @@ def smoke(gw: Gateway, run: Run, timeout: float, poll: float,
         started(run)
     deadline = time.monotonic() + timeout
     info: dict[str, Any] = {"state": "pending"}
-    pods: list[dict] = []
+    pods: list = []
     while True:
-        try:
-            current: dict | None = gw.get("Job", run.name)
-        except NotFound:
-            current = None
-        pods = gw.list("Pod", f"job-name={run.name}")
+        current = distributed.current(gw, kind, run.name)
+        pods = distributed.cell_pods(gw, kind, run.name)
         info = status.classify(current, pods, [], {}, datetime.now(timezone.utc))
         if info["state"] in ("succeeded", "failed") or time.monotonic() >= deadline:
             break
@@ -295,7 +312,7 @@ def smoke(gw: Gateway, run: Run, timeout: float, poll: float,
     if info["state"] == "failed" and pods:
         pod = status.newest(pods)
         try:
-            tail = gw.logs(pod["metadata"]["name"], tail=20)
+            tail = gw.logs(pod["metadata"]["name"], tail=20, container=distributed.container_of(pod))
         except ClusterError:
             tail = ""
     return SmokeResult(run.name, run.model, run.dataset, info["state"], info.get("reason") or "", tail)

@@ -75,11 +75,11 @@ def pod_name(project: Project, name: str | None = None) -> str:
     return sanitize(f"{user_part(project)}-{project.project_name}-interactive-pod")[:63].rstrip("-")
 
 
-def stage_job_name(cell: str, stage: str) -> str:
-    """A stage's Job: the cell's readable part cut to fit, the stage, and the cell's hash (which stays last, so
-    the stage Jobs of a cell share its id): `example-train-data1-lr-0-1-eval-k3j9x2qa`."""
+def stage_job_name(cell: str, stage: str, max_len: int = 63) -> str:
+    """A stage's Job: the cell's readable part cut to fit (`max_len`), the stage, and the cell's hash (which stays
+    last, so the stage Jobs of a cell share its id): `example-train-data1-lr-0-1-eval-k3j9x2qa`."""
     readable, _, digest = cell.rpartition("-")
-    readable = readable[: 63 - len(digest) - len(stage) - 2].rstrip("-")
+    readable = readable[: max_len - len(digest) - len(stage) - 2].rstrip("-")
     return "-".join(p for p in (readable, stage, digest) if p)
 
 
@@ -99,3 +99,25 @@ def driver_labels(project: Project) -> dict[str, str]:
 
 def is_driver(obj: Mapping[str, Any]) -> bool:
     return ((obj.get("metadata") or {}).get("labels") or {}).get(ROLE) == DRIVER
+
+
+# --- a cell on several nodes (kube/multinode.py) ------------------------------------------------------------------
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"            # set by the API server on every Job's pods
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+
+
+def service_name(job: str) -> str:
+    """The headless Service of a cell on several nodes: the Job's own name (a Service's starts with a letter)."""
+    return job if job[:1].isalpha() else f"n{job}"
+
+
+def node_selector(job: str, uid: str | None = None) -> dict[str, str]:
+    """The pods of one cell's Job: by its name, and once it exists by its uid (never an earlier Job's pods)."""
+    return {JOB_NAME_LABEL: job, **({JOB_UID_LABEL: uid} if uid else {})}
+
+
+def owner_reference(obj: Mapping[str, Any]) -> dict[str, str]:
+    """What makes an object a dependent of `obj`: the garbage collector deletes it with `obj`."""
+    meta = obj["metadata"]
+    return {"apiVersion": obj.get("apiVersion", "batch/v1"), "kind": obj.get("kind", "Job"), "name": meta["name"],
+            "uid": meta["uid"]}

@@ -15,7 +15,8 @@ from .naming import value_text
 from .settings import Project, Run
 from .status import STATES, Cell
 
-RESOURCES = {"Job": "job.batch", "Pod": "pod", "Secret": "secret", "ConfigMap": "configmap"}
+RESOURCES = {"Job": "job.batch", "Pod": "pod", "Secret": "secret", "ConfigMap": "configmap", "Service": "service",
+             "PyTorchJob": "pytorchjob.kubeflow.org"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 

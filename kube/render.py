@@ -16,7 +16,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from . import checkpoints, ownership, podspec, workloads, yamltext
+from . import checkpoints, multinode, ownership, podspec, pytorchjob, workloads, yamltext
 from .checks import check_claims
 from .provenance import ANNOTATION_COMMIT
 from .errors import ConfigError
@@ -108,6 +108,7 @@ class Rendered:
     spec_hash: str = ""
     workload: str = "cell"            # cell | pack | array
     cells: int = 1                    # how many cells of the grid it runs
+    companions: tuple[str, ...] = ()  # objects created right after it: a multi-node cell's Service
 
     @cached_property
     def manifest(self) -> dict:
@@ -269,8 +270,22 @@ class Renderer:
     def job(self, run: Run) -> Rendered:
         """The Job of one cell."""
         notes = {ANNOTATION_HPARAMS: json.dumps(dict(run.hparams), sort_keys=True, default=str)}
+        if multinode.is_multinode(run.settings):
+            return self._nodes(run, notes)
         return self._render(run.name, self._labels_of(run.labels, run.settings), run.settings, notes,
                             workloads.unit_script((run,)))      # the command, after `export RESULTS_DIR=...`
+
+    def _nodes(self, run: Run, notes: dict) -> Rendered:
+        """A cell on several nodes (kube/multinode.py): an Indexed Job and its Service, or a PyTorchJob."""
+        s, labels = run.settings, self._labels_of(run.labels, run.settings)
+        job = self._render(run.name, labels, s, {**notes, multinode.ANNOTATION_NODES: str(s.nodes)},
+                           workloads.unit_script((run,)), multinode.values(self._shared(s), run.name, s))
+        if s.engine == "pytorchjob":
+            return dataclasses.replace(job, kind=pytorchjob.KIND,
+                                       text=pytorchjob.text(pytorchjob.from_job(job.manifest, s)))
+        service = multinode.service(self.project.namespace, run.name, run.labels)
+        return dataclasses.replace(job, text=multinode.SUCCESS_NOTE + job.text,
+                                   companions=(multinode.SERVICE_NOTE + yamltext.document(service),))
 
     def workload(self, w: workloads.Workload) -> Rendered:
         """The Job of a cell, of packed cells, or an Indexed array of units."""

@@ -8,7 +8,8 @@ from typing import Any, Literal, Mapping
 # The kinds of value a setting takes; kube/config.py holds the one check per kind.
 Kind = Literal["str", "opt_str", "port", "count", "opt_count", "positive", "nonneg", "ratio", "seconds",
                "bool", "duration", "str_list", "str_map", "env_map", "volume_map", "file_list", "secret_refs",
-               "server", "shared", "folder", "cap", "label_map", "dns_name", "checkpoint", "code", "exit_code"]
+               "server", "shared", "folder", "cap", "label_map", "dns_name", "checkpoint", "code", "exit_code",
+               "positive_count", "timeout", "engine"]
 
 
 
@@ -117,6 +118,12 @@ class RunSettings:
                                                                "(from its checkpoint) instead of failing the cell")
     code: str = setting("commit", "code", "what jobs run: `commit` (the one submitted), `latest` (git pull), "
                                           "`image` (the image's copy)")
+    nodes: int = setting(1, "positive_count", "nodes a cell runs on (`gpu_count`, `cpu_count`, `memory` are per "
+                                              "node): [multi-node.md](multi-node.md)")
+    master_port: int = setting(29500, "port", "`MASTER_PORT` of a cell on several nodes")
+    rendezvous_timeout: int = setting(600, "timeout", "how long a node waits for node 0's address: `10m` or "
+                                                      "seconds")
+    engine: str = setting("job", "engine", "`job`, or `pytorchjob` where Kubeflow's PyTorchJob is installed")
     pod_max_gpu: int = setting(2, "count", "at most this many GPUs for the interactive pod")
     pod_max_cpu: float = setting(16, "positive", "at most this many CPUs for the interactive pod")
     pod_max_memory: float = setting(32, "positive", "at most this much memory (GiB) for the interactive pod")

@@ -113,6 +113,15 @@ class Control:
     def aggregated_discovery(self, on: bool) -> None:
         self._post("discovery", {"aggregated": on})
 
+    def crd(self, plural: str, on: bool = True) -> None:
+        """Install (or remove) a custom resource the server knows, e.g. `pytorchjobs` (kubeflow.org/v1): it enters
+        discovery and its API answers; without it, both 404 as on a cluster without the CRD."""
+        self._post("crd", {"plural": plural, "on": on})
+
+    def server_version(self, minor: int) -> None:
+        """The Kubernetes version `GET /version` reports: 1.<minor> (1.34 by default)."""
+        self._post("version", {"minor": minor})
+
     def expire_lists(self) -> None:
         """Forget the list snapshots: continue tokens given so far get 410 Expired."""
         self._post("expire-lists")

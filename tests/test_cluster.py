@@ -247,7 +247,7 @@ def test_delete_lists_each_kind_once(project, kube):
     code, out, _ = run(project, "delete", "--yes")
     assert code == 0 and out.count(" deleted") == 6
     lists = sorted(r["path"].rsplit("/", 1)[-1] for r in kube.requests() if r["method"] == "GET")
-    assert lists == ["configmaps", "jobs", "pods", "secrets"]
+    assert lists == ["configmaps", "jobs", "pods", "pytorchjobs", "secrets", "services"]
 
 
 def test_only_failed_on_a_large_grid_renders_each_chosen_job_once(project, kube, monkeypatch):

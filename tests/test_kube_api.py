@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -380,3 +381,71 @@ def test_pod_logs_and_unknown_things_answer_like_a_real_server(core: Core, kube:
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{kube.url}/apis/batch/v1/namespaces/lab/cronjobs", timeout=10)
     assert err.value.code == 404
+
+
+# --- Services and a custom resource (the PyTorchJob CRD), served where a test installs it -------------------------
+
+def test_a_headless_service_is_defaulted_and_deleted_with_its_owner(batch: Batch, core: Core) -> None:
+    owner = batch.create_namespaced_job("lab", job())
+    made = raw(core.create_namespaced_service("lab", {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "train", "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "train",
+                                                            "uid": owner.metadata.uid}]},
+        "spec": {"clusterIP": "None", "publishNotReadyAddresses": True, "selector": {"job-name": "train"}}},
+        _preload_content=False))
+    assert made["spec"]["clusterIP"] == "None" and made["spec"]["clusterIPs"] == ["None"]
+    assert made["spec"]["type"] == "ClusterIP" and made["spec"]["sessionAffinity"] == "None"
+    status, body = api_error(core.create_namespaced_service, "lab", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "9lives"}, "spec": {"selector": {"a": "b"}}})
+    assert status == 422 and {c["field"] for c in body["details"]["causes"]} == {"metadata.name", "spec.ports"}
+    batch.delete_namespaced_job("train", "lab", propagation_policy="Background")
+    assert core.list_namespaced_service("lab").items == []
+
+
+PYTORCHJOB = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "ptj"},
+              "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "restartPolicy": "ExitCode", "template": {
+                  "spec": {"containers": [{"name": "pytorch", "image": "python:3.12-slim"}]}}}}}}
+
+
+def test_the_pytorchjob_crd_is_served_only_once_installed(kube: Control, api: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(api)
+    url = f"{kube.url}/apis/kubeflow.org/v1"
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        http(url)
+    assert missing.value.code == 404
+    assert api_error(custom.list_namespaced_custom_object, "kubeflow.org", "v1", "lab", "pytorchjobs")[0] == 404
+    assert "kubeflow.org" not in {g["name"] for g in http(f"{kube.url}/apis")[1]["groups"]}
+    kube.crd("pytorchjobs")
+    assert [r["name"] for r in http(url)[1]["resources"]] == ["pytorchjobs", "pytorchjobs/status"]
+    made = custom.create_namespaced_custom_object("kubeflow.org", "v1", "lab", "pytorchjobs", PYTORCHJOB)
+    assert made["metadata"]["uid"] and "status" not in made
+    wrong = json.loads(json.dumps(PYTORCHJOB))
+    wrong["metadata"]["name"] = "other"
+    wrong["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["name"] = "main"
+    status, body = api_error(custom.create_namespaced_custom_object, "kubeflow.org", "v1", "lab", "pytorchjobs", wrong)
+    assert status == 422 and "no container named pytorch" in body["message"]
+    wrong = json.loads(json.dumps(PYTORCHJOB))
+    wrong["metadata"]["name"] = "strict"
+    wrong["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["colour"] = "red"
+    status, body = api_error(custom.create_namespaced_custom_object, "kubeflow.org", "v1", "lab", "pytorchjobs", wrong,
+                             field_validation="Strict")
+    assert status == 400 and "spec.pytorchReplicaSpecs.Master.template.spec.containers[0].colour" in body["message"]
+    kube.crd("pytorchjobs", on=False)
+    assert api_error(custom.get_namespaced_custom_object, "kubeflow.org", "v1", "lab", "pytorchjobs", "ptj")[0] == 404
+
+
+def test_the_reported_version_can_be_older(kube: Control, api: client.ApiClient) -> None:
+    assert client.VersionApi(api).get_code().minor == "34"
+    kube.server_version(32)
+    info = client.VersionApi(api).get_code()
+    assert (info.major, info.minor, info.git_version) == ("1", "32", "v1.32.0-kmock")
+
+
+def test_the_job_controller_makes_one_pod_per_index(kube: Control, batch: Batch, core: Core) -> None:
+    kube.controller(True)
+    body = job()
+    body["spec"].update(completionMode="Indexed", completions=3, parallelism=3)
+    batch.create_namespaced_job("lab", body)
+    pods = sorted(core.list_namespaced_pod("lab").items, key=lambda p: p.metadata.name)
+    assert [p.metadata.annotations["batch.kubernetes.io/job-completion-index"] for p in pods] == ["0", "1", "2"]
+    assert [p.spec.hostname for p in pods] == ["train-0", "train-1", "train-2"]

@@ -8,20 +8,22 @@ import json
 import re
 from typing import Any
 
-from .kinds import KINDS, Kind, SCHEMA_VERSION, SERVER_VERSION
+from .kinds import CRDS, KINDS, Kind, SCHEMA_VERSION, SERVER_VERSION
 
 
-def group_versions() -> dict[str, list[Kind]]:
+def group_versions(crds: frozenset[str] = CRDS) -> dict[str, list[Kind]]:
+    """The served kinds by group/version: the built-in ones and the custom resources installed (`crds`)."""
     out: dict[str, list[Kind]] = {}
     for kind in KINDS:
-        out.setdefault(kind.group_version, []).append(kind)
+        if not kind.crd or kind.plural in crds:
+            out.setdefault(kind.group_version, []).append(kind)
     return out
 
 
-def resource_list(group_version: str) -> dict:
+def resource_list(group_version: str, crds: frozenset[str] = CRDS) -> dict:
     """`/api/v1`, `/apis/batch/v1`: an APIResourceList with each resource and its subresources."""
     resources = []
-    for kind in group_versions().get(group_version, []):
+    for kind in group_versions(crds).get(group_version, []):
         entry = {"name": kind.plural, "singularName": kind.kind.lower(), "namespaced": kind.namespaced,
                  "kind": kind.kind, "verbs": list(kind.verbs),
                  "storageVersionHash": base64.b64encode(hashlib.sha256(kind.qualified.encode()).digest()[:8]).decode()}
@@ -37,10 +39,10 @@ def resource_list(group_version: str) -> dict:
     return out if "/" not in group_version else {"apiVersion": "v1", **out}
 
 
-def group_list() -> dict:
+def group_list(crds: frozenset[str] = CRDS) -> dict:
     """`/apis`: every named group with its preferred version."""
     groups = []
-    for gv in group_versions():
+    for gv in group_versions(crds):
         if "/" in gv:
             name, version = gv.split("/")
             entry = {"groupVersion": gv, "version": version}
@@ -48,10 +50,10 @@ def group_list() -> dict:
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
-def aggregated(core: bool) -> dict:
+def aggregated(core: bool, crds: frozenset[str] = CRDS) -> dict:
     """apidiscovery.k8s.io/v2 for `/api` (core) or `/apis` (named groups): one answer instead of one per group."""
     items: dict[str, list] = {}
-    for gv, kinds in group_versions().items():
+    for gv, kinds in group_versions(crds).items():
         group, _, version = gv.rpartition("/")
         if (group == "") != core:
             continue
@@ -127,9 +129,9 @@ def openapi_v2(protobuf: bool) -> bytes:
     return _proto_bytes(1, b"2.0") + _proto_bytes(2, info) + _proto_bytes(8, b"")
 
 
-def openapi_index() -> dict:
+def openapi_index(crds: frozenset[str] = CRDS) -> dict:
     paths = {}
-    for gv in group_versions():
+    for gv in group_versions(crds):
         prefix = f"apis/{gv}" if "/" in gv else f"api/{gv}"
         digest = hashlib.sha512(openapi_doc(gv).encode()).hexdigest().upper()
         paths[prefix] = {"serverRelativeURL": f"/openapi/v3/{prefix}?hash={digest}"}
@@ -150,8 +152,42 @@ def _schema_validator(kind: Kind) -> Any:
     return jsonschema.validators.Draft202012Validator(schema, registry=registry)
 
 
+# The PyTorchJob CRD's structural schema (kubeflow.org/v1), down to the pod templates: field names by path.
+PYTORCHJOB_FIELDS = {
+    "": {"apiVersion", "kind", "metadata", "spec", "status"},
+    "spec": {"runPolicy", "elasticPolicy", "pytorchReplicaSpecs", "nprocPerNode"},
+    "spec.runPolicy": {"cleanPodPolicy", "ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit",
+                       "schedulingPolicy", "suspend", "managedBy"},
+    "replica": {"replicas", "template", "restartPolicy"},
+}
+POD_TEMPLATE = Kind("", "v1", "podtemplates", "PodTemplate")
+
+
+def _pytorchjob_unknown(obj: dict) -> list[str]:
+    """Unknown fields of a PyTorchJob, as its CRD's schema finds them (each pod template as a core PodTemplate's)."""
+    found: list[str] = []
+
+    def keys(node: Any, path: str, known: set[str]) -> None:
+        if isinstance(node, dict):
+            found.extend(f"{path}.{k}".lstrip(".") for k in node if k not in known)
+    spec = obj.get("spec") or {}
+    keys(obj, "", PYTORCHJOB_FIELDS[""])
+    keys(spec, "spec", PYTORCHJOB_FIELDS["spec"])
+    keys(spec.get("runPolicy"), "spec.runPolicy", PYTORCHJOB_FIELDS["spec.runPolicy"])
+    for rtype, replica in (spec.get("pytorchReplicaSpecs") or {}).items():
+        base = f"spec.pytorchReplicaSpecs.{rtype}"
+        keys(replica, base, PYTORCHJOB_FIELDS["replica"])
+        if isinstance(replica, dict) and isinstance(replica.get("template"), dict):
+            wrapped = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"},
+                       "template": replica["template"]}
+            found += [f"{base}.{path}" for path in unknown_fields(POD_TEMPLATE, wrapped)]
+    return sorted(found)
+
+
 def unknown_fields(kind: Kind, obj: dict) -> list[str]:
     """Dotted paths of the fields the kind's schema does not declare."""
+    if kind.kind == "PyTorchJob":
+        return _pytorchjob_unknown(obj)
     found = []
     for error in _schema_validator(kind).iter_errors(obj):
         if error.validator == "additionalProperties":

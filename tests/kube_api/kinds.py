@@ -27,6 +27,7 @@ class Kind:
     categories: tuple[str, ...] = ()
     subresources: tuple[tuple[str, str, tuple[str, ...]], ...] = ()     # (name, response kind, verbs)
     verbs: tuple[str, ...] = VERBS
+    crd: bool = False               # a custom resource: served only once a test installs it (Control.crd)
 
     @property
     def group_version(self) -> str:
@@ -49,6 +50,8 @@ KINDS = (
                        ("status", "Pod", STATUS_VERBS))),
     Kind("", "v1", "secrets", "Secret"),
     Kind("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
+    Kind("", "v1", "services", "Service", short_names=("svc",), categories=("all",),
+         subresources=(("status", "Service", STATUS_VERBS),)),
     Kind("", "v1", "events", "Event", short_names=("ev",)),
     Kind("", "v1", "nodes", "Node", namespaced=False, short_names=("no",),
          subresources=(("status", "Node", STATUS_VERBS),)),
@@ -57,7 +60,11 @@ KINDS = (
     Kind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
     # Every namespace exists (kubectl asks for one when an object is not found); only get and list are served.
     Kind("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), verbs=("get", "list")),
+    # The Kubeflow training operator's CRD (kubeflow.org/v1), where a test installs it.
+    Kind("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob", categories=("all", "kubeflow"),
+         subresources=(("status", "PyTorchJob", STATUS_VERBS),), crd=True),
 )
+CRDS = frozenset(k.plural for k in KINDS if k.crd)
 BY_PLURAL = {(k.group, k.version, k.plural): k for k in KINDS}
 BY_KIND = {k.kind: k for k in KINDS}
 

@@ -150,6 +150,51 @@ def default_job(job: dict) -> None:
         spec.setdefault(key, value)
 
 
+def default_service(service: dict) -> None:
+    """What the API server fills in on a new Service (a headless one keeps clusterIP None)."""
+    spec = service.setdefault("spec", {})
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    spec.setdefault("internalTrafficPolicy", "Cluster")
+    spec.setdefault("clusterIP", "10.96.0.%d" % (sum(map(ord, service["metadata"]["name"])) % 250 + 2))
+    spec["clusterIPs"] = [spec["clusterIP"]]
+    spec.setdefault("ipFamilies", ["IPv4"])
+    spec.setdefault("ipFamilyPolicy", "SingleStack")
+    for port in spec.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+        port.setdefault("targetPort", port.get("port"))
+    service["status"] = {"loadBalancer": {}}
+
+
+DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+PYTORCHJOB_RESTART = ("Always", "OnFailure", "Never", "ExitCode")
+
+
+def _pytorchjob_causes(obj: dict) -> list[tuple[str, str]]:
+    """The training operator's validation of a PyTorchJob (its webhook and the CRD's enums)."""
+    specs = (obj.get("spec") or {}).get("pytorchReplicaSpecs")
+    if not isinstance(specs, dict) or not specs:
+        return [("spec.pytorchReplicaSpecs", "Required value")]
+    causes = []
+    for rtype, replica in specs.items():
+        where = f"spec.pytorchReplicaSpecs.{rtype}"
+        if rtype not in ("Master", "Worker"):
+            causes.append((where, f'Unsupported value: "{rtype}": supported values: "Master", "Worker"'))
+            continue
+        containers = ((replica.get("template") or {}).get("spec") or {}).get("containers") or []
+        if not containers:
+            causes.append((f"{where}.template.spec.containers", "Required value"))
+        elif "pytorch" not in [c.get("name") for c in containers]:
+            causes.append((f"{where}.template.spec.containers", "Invalid value: there is no container named pytorch"))
+        if any(not c.get("image") for c in containers):
+            causes.append((f"{where}.template.spec.containers", "Required value: image"))
+        if rtype == "Master" and replica.get("replicas", 1) != 1:
+            causes.append((f"{where}.replicas", "Invalid value: there must be only 1 master replica"))
+        if replica.get("restartPolicy", "Never") not in PYTORCHJOB_RESTART:
+            causes.append((f"{where}.restartPolicy", f'Unsupported value: "{replica.get("restartPolicy")}"'))
+    return causes
+
+
 def validate_new(kind: Kind, obj: dict) -> None:
     """The create-time rules the toolbox depends on: names, labels, a Job's pod template."""
     meta = obj["metadata"]
@@ -178,6 +223,19 @@ def validate_new(kind: Kind, obj: dict) -> None:
             causes.append(("spec.template.spec.containers", "Required value"))
     if kind.kind == "Pod" and not (obj.get("spec") or {}).get("containers"):
         causes.append(("spec.containers", "Required value"))
+    if kind.kind in ("Service", "PyTorchJob") and not DNS_1035.match(name):
+        causes.append(("metadata.name", f'Invalid value: "{name}": a DNS-1035 label must consist of lower case '
+                       "alphanumeric characters or '-', start with an alphabetic character, and end with an "
+                       "alphanumeric character"))
+    if kind.kind == "Service":
+        spec = obj.get("spec") or {}
+        if spec.get("clusterIP") != "None" and not spec.get("ports"):
+            causes.append(("spec.ports", "Required value"))
+        for key, value in (spec.get("selector") or {}).items():
+            if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.match(value):
+                causes.append((f"spec.selector.{key}", f'Invalid value: "{value}"'))
+    if kind.kind == "PyTorchJob":
+        causes += _pytorchjob_causes(obj)
     if causes:
         raise invalid(kind, name, causes)
 
@@ -261,6 +319,14 @@ def table_columns(kind: Kind, obj: dict) -> list[tuple[str, str, Any]]:
         columns = [("Type", "string", obj.get("type", "Opaque")), ("Data", "integer", len(obj.get("data") or {}))]
     elif kind.kind == "ConfigMap":
         columns = [("Data", "integer", len(obj.get("data") or {}) + len(obj.get("binaryData") or {}))]
+    elif kind.kind == "Service":
+        spec = obj.get("spec") or {}
+        ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
+        columns = [("Type", "string", spec.get("type", "ClusterIP")), ("Cluster-IP", "string", spec.get("clusterIP", "")),
+                   ("External-IP", "string", "<none>"), ("Port(s)", "string", ports or "<none>")]
+    elif kind.kind == "PyTorchJob":
+        conditions = status.get("conditions") or []
+        columns = [("State", "string", conditions[-1].get("type", "") if conditions else "")]
     else:
         columns = []
     return [("Name", "string", meta["name"]), *columns, ("Age", "string", age(meta.get("creationTimestamp")))]

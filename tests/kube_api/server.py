@@ -19,7 +19,7 @@ import aiohttp.web
 import kmock
 from .discovery import aggregated, group_list, group_versions, openapi_doc, openapi_index, openapi_v2, resource_list, strip_unknown, unknown_fields
 from .kinds import AGGREGATED, BY_KIND, BY_PLURAL, KINDS, Kind, SERVER_VERSION, STATUS_VERBS, matches_fields, matches_labels
-from .objects import ApiError, bad_request, decode_protobuf, default_job, immutable_changes, invalid, json_patch, merge_patch, not_found, now, pod_qos, to_table, validate_new
+from .objects import ApiError, bad_request, decode_protobuf, default_job, default_service, immutable_changes, invalid, json_patch, merge_patch, not_found, now, pod_qos, to_table, validate_new
 
 
 class KmockHooks(kmock.KubernetesEmulator):
@@ -70,6 +70,8 @@ class Emulator(KmockHooks):
         self.max_page: int | None = self.defaults["max_page"]
         self.gc_delay: float = self.defaults["gc_delay"]
         self.aggregated: bool = self.defaults["aggregated"]
+        self.crds: frozenset[str] = frozenset()              # custom resources installed (none by default)
+        self.server_version = dict(SERVER_VERSION)
         self.events.clear()
         self.oldest_event = self.version + 1
         for task in self.tasks:
@@ -157,24 +159,24 @@ class Emulator(KmockHooks):
         accept = request.headers.get("Accept", "")
         path = path.rstrip("/") or "/"                    # the official client asks for /api/, /apis/batch/v1/
         if method == "GET" and path == "/version":
-            return aiohttp.web.json_response(SERVER_VERSION)
+            return aiohttp.web.json_response(self.server_version)
         if method == "GET" and path in ("/api", "/apis"):
             if self.aggregated and "as=APIGroupDiscoveryList" in accept and "v=v2;" in accept + ";":
-                return aiohttp.web.Response(body=json.dumps(aggregated(path == "/api")).encode(),
+                return aiohttp.web.Response(body=json.dumps(aggregated(path == "/api", self.crds)).encode(),
                                             headers={"Content-Type": AGGREGATED})
             if path == "/api":
                 return aiohttp.web.json_response({"kind": "APIVersions", "versions": ["v1"],
                                                   "serverAddressByClientCIDRs": [{
                                                       "clientCIDR": "0.0.0.0/0", "serverAddress": raw.host}]})
-            return aiohttp.web.json_response(group_list())
+            return aiohttp.web.json_response(group_list(self.crds))
         m = re.fullmatch(r"/api/(v1)|/apis/([^/]+/[^/]+)", path)
         if method == "GET" and m:
             gv = m.group(1) or m.group(2)
-            if gv not in group_versions():
+            if gv not in group_versions(self.crds):
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
-            return aiohttp.web.json_response(resource_list(gv))
+            return aiohttp.web.json_response(resource_list(gv, self.crds))
         if method == "GET" and re.fullmatch(r"/apis/[^/]+", path):
-            listed = [g for g in group_list()["groups"] if g["name"] == path.split("/")[2]]
+            listed = [g for g in group_list(self.crds)["groups"] if g["name"] == path.split("/")[2]]
             if not listed:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             return aiohttp.web.json_response({"kind": "APIGroup", "apiVersion": "v1", **listed[0]})
@@ -183,10 +185,10 @@ class Emulator(KmockHooks):
             return aiohttp.web.Response(body=openapi_v2(protobuf),
                                         content_type="application/octet-stream" if protobuf else "application/json")
         if method == "GET" and path == "/openapi/v3":
-            return aiohttp.web.json_response(openapi_index())
+            return aiohttp.web.json_response(openapi_index(self.crds))
         if method == "GET" and path.startswith("/openapi/v3/"):
             gv = path[len("/openapi/v3/"):].split("/", 1)[-1]
-            if gv not in group_versions():
+            if gv not in group_versions(self.crds):
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             return aiohttp.web.Response(text=openapi_doc(gv), content_type="application/json")
         m = re.fullmatch(r"/api/v1/namespaces(?:/([^/]+))?", path)
@@ -196,7 +198,8 @@ class Emulator(KmockHooks):
             return None
         res = request.resource
         kind = BY_PLURAL.get((res.group, res.version, res.plural))
-        if kind is None or (request.namespace is not None and not kind.namespaced):
+        if kind is None or (request.namespace is not None and not kind.namespaced) or \
+                (kind.crd and kind.plural not in self.crds):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return await self._resource(kind, request, raw, method)
 
@@ -392,6 +395,10 @@ class Emulator(KmockHooks):
         if kind.kind == "Job":
             default_job(obj)
             obj["status"] = {}
+        elif kind.kind == "Service":
+            default_service(obj)
+        elif kind.kind == "PyTorchJob":
+            obj.pop("status", None)                    # the status subresource: not taken on create
         elif kind.kind == "Pod":
             obj["status"] = {"phase": "Pending", "qosClass": pod_qos(obj)}
         headers = {"Warning": ", ".join(warnings)} if warnings else None
@@ -581,16 +588,26 @@ class Emulator(KmockHooks):
 
     # --- pods: the fake Job controller, logs, exec ---------------------------------------------------------
     def spawn_pod(self, job: dict) -> None:
-        """What the Job controller does first: one Pending pod owned by the Job."""
-        meta, template = job["metadata"], job["spec"]["template"]
-        pod = {"metadata": {"name": f"{meta['name']}-{uuid.uuid4().hex[:5]}", "namespace": meta["namespace"],
-                            "labels": dict(template["metadata"].get("labels") or {}),
-                            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
-                                                 "uid": meta["uid"], "controller": True,
-                                                 "blockOwnerDeletion": True}]},
-               "spec": copy.deepcopy(template["spec"]), "status": {"phase": "Pending"}}
-        pod["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
-        self.write(BY_KIND["Pod"], pod, "ADDED")
+        """What the Job controller does first: one Pending pod owned by the Job; for an Indexed Job, one per index
+        up to its parallelism, named, labelled and given a host name as the controller does."""
+        meta, spec = job["metadata"], job["spec"]
+        template = spec["template"]
+        indexed = spec.get("completionMode") == "Indexed"
+        for index in range(min(spec.get("parallelism", 1), spec.get("completions", 1)) if indexed else 1):
+            pod = {"metadata": {"name": f"{meta['name']}-{uuid.uuid4().hex[:5]}", "namespace": meta["namespace"],
+                                "labels": dict(template["metadata"].get("labels") or {}),
+                                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
+                                                     "uid": meta["uid"], "controller": True,
+                                                     "blockOwnerDeletion": True}]},
+                   "spec": copy.deepcopy(template["spec"]), "status": {"phase": "Pending"}}
+            if indexed:
+                key = "batch.kubernetes.io/job-completion-index"
+                pod["metadata"]["name"] = f"{meta['name']}-{index}-{uuid.uuid4().hex[:5]}"
+                pod["metadata"]["labels"][key] = str(index)
+                pod["metadata"]["annotations"] = {key: str(index)}
+                pod["spec"]["hostname"] = f"{meta['name']}-{index}"
+            pod["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
+            self.write(BY_KIND["Pod"], pod, "ADDED")
 
     def pod_log(self, ns: str | None, name: str, params: dict) -> aiohttp.web.Response:
         pod = self.stored(BY_KIND["Pod"], ns, name)
@@ -677,6 +694,14 @@ class Emulator(KmockHooks):
             self.gc_delay = float(data.get("delay") or 0)
         elif action == "discovery":
             self.aggregated = bool(data.get("aggregated", True))
+        elif action == "crd":
+            known = {k.plural for k in KINDS if k.crd}
+            if data.get("plural") not in known:
+                return aiohttp.web.json_response({"error": f"no custom resource {data.get('plural')}"}, status=404)
+            self.crds = self.crds | {data["plural"]} if data.get("on", True) else self.crds - {data["plural"]}
+        elif action == "version":
+            self.server_version.update(minor=str(data["minor"]),
+                                       gitVersion=f"v1.{data['minor']}.0-kmock")
         elif action == "expire-lists":
             self.snapshots.clear()
         elif action == "requests":

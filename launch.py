@@ -62,27 +62,30 @@ def cmd_print_config(args: argparse.Namespace) -> int:
 
 def cmd_results(args: argparse.Namespace) -> int:
     """The metrics of the selected cells, gathered from their results folders into one table."""
-    from kube import remote_results, results, tables
+    from kube import results, tables
     tables.check_format(args.format)
-    cfg, _, runs = _runs(args)
-    fetched, problems = remote_results.fetch_missing(cfg.project, runs)   # cluster cells: from the bucket
-    if fetched:
-        err(f"# {fetched} result files of cluster runs fetched from the bucket")
-    rows, more = results.collect(runs)
-    problems += more
-    for problem in problems:
-        err(f"warning: {problem}")
+    _, _, rows = _result_rows(args)
     out(tables.render(results.arrange(rows, args.sort, args.best, args.group), args.format), end="")
     return 0
 
 
+def _result_rows(args: argparse.Namespace):
+    """(config, runs, rows) of the selected cells: their result files, those of cluster runs fetched first."""
+    from kube import remote_results, results
+    cfg, _, runs = _runs(args)
+    fetched, problems = remote_results.fetch_missing(cfg.project, runs)
+    if fetched:
+        err(f"# {fetched} result files of cluster runs fetched from the bucket")
+    rows, more = results.collect(runs)
+    for problem in problems + more:
+        err(f"warning: {problem}")
+    return cfg, runs, rows
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """build/report.html: states, a grid per model x dataset, the results table; one self-contained file."""
-    from kube import present, report, results
-    cfg, _, runs = _runs(args)
-    rows, problems = results.collect(runs)
-    for problem in problems:
-        err(f"warning: {problem}")
+    from kube import present, report
+    cfg, _, rows = _result_rows(args)
     target = report.write(cfg.project.root, report.build(rows, metric=args.metric, title=cfg.project.project_name))
     out(f"Report of {present.plural(len(rows), 'cell')} written to {target.relative_to(cfg.project.root)}")
     return 0

@@ -210,7 +210,8 @@ class SignalGuard:
         if self.signum is not None:
             return None
         self.grace = grace
-        proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), start_new_session=True,
+        key, token = processes.mark()
+        proc = subprocess.Popen(list(argv), cwd=cwd, env={**env, key: token}, start_new_session=True,
                                 stdout=subprocess.PIPE if output else None)
         pump = None
         if output is not None and proc.stdout is not None:
@@ -229,7 +230,7 @@ class SignalGuard:
             if self.deadline is not None:
                 self._end_group(proc.pid)
             else:                            # ended by itself: what it left running in the background ends too
-                processes.end_leftovers(proc.pid)
+                processes.end_leftovers(proc.pid, token)
             self.deadline = None
             if pump is not None:             # a background process still holding the pipe must not hold us
                 pump.join(timeout=PUMP_WAIT_SECONDS)

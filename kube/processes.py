@@ -57,24 +57,34 @@ def adopt_orphans() -> bool:
     return _adopting
 
 
-def _orphans() -> list[int]:
-    """Our children that we did not start as a command: adopted leftovers (zombies included, to reap)."""
-    me, found = os.getpid(), []
+MARK = "KUBE_TOOLBOX_CELL_RUN"      # in a command's environment, inherited by whatever it starts
+
+
+def mark() -> tuple[str, str]:
+    """The environment entry that marks one command's processes (checked before an adopted one is stopped)."""
+    return MARK, f"{os.getpid()}-{time.monotonic_ns()}"
+
+
+def _orphans(token: str) -> list[int]:
+    """Adopted leftovers of the command marked `token`: our children whose environment carries the mark. Other
+    children of this process (servers a caller started, say) are never touched."""
+    me, found, needle = os.getpid(), [], f"{MARK}={token}".encode()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
-        except OSError:
+            if int(text[text.rfind(")") + 2:].split()[1]) != me:
+                continue
+            if needle in (stat.parent / "environ").read_bytes().split(b"\0"):
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
             continue
-        fields = text[text.rfind(")") + 2:].split()
-        if int(fields[1]) == me:
-            found.append(int(stat.parent.name))
     return found
 
 
-def end_leftovers(pgid: int) -> None:
-    """After a command ended by itself: SIGTERM its group and any adopted daemon, SIGKILL what is left after
-    END_WAIT_SECONDS, and reap the adopted ones."""
-    orphans = _orphans() if _adopting else []
+def end_leftovers(pgid: int, token: str) -> None:
+    """After a command ended by itself: SIGTERM its group and the daemons it left (adopted, carrying its mark),
+    SIGKILL what is left after END_WAIT_SECONDS, and reap the adopted ones."""
+    orphans = _orphans(token) if _adopting else []
     if not group_alive(pgid) and not orphans:
         return
     killpg(pgid, signal.SIGTERM)

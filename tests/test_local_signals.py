@@ -216,3 +216,20 @@ def _cwd(proc: Path) -> Path | None:
         return Path(os.readlink(proc / "cwd"))
     except OSError:
         return None
+
+
+def test_only_what_the_cell_left_is_stopped_never_other_children_of_the_launcher(tmp_path):
+    """In one process with other children (a server a caller started), a cell's daemon is stopped, they are not."""
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        project = make_project(tmp_path, GRID % "(setsid sleep 61 &); echo daemon")
+        from kube import config, grid
+        with open(os.devnull, "w") as sink:
+            run_all(grid.build_runs(config.load(project))[:1], out=sink)
+        time.sleep(0.2)
+        assert bystander.poll() is None                                   # still running
+        daemons = [p for p in Path("/proc").glob("[0-9]*/cmdline") if _cmdline(p) == "sleep\x0061\x00"]
+        assert daemons == []
+    finally:
+        bystander.kill()
+        bystander.wait()

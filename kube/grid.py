@@ -167,9 +167,9 @@ class _Builder:
             return
         longest = max(len(local.encode()), len(remote.encode()))
         if longest > MAX_COMMAND:
-            raise ConfigError(LAUNCH_FILE, f"model.{model}.command", f"expected a command under {MAX_COMMAND // 1024} KiB "
-                                                               f"once placeholders are filled (the OS refuses longer "
-                                                               f"arguments), got {longest // 1024} KiB for {name}")
+            raise ConfigError(LAUNCH_FILE, f"model.{model}.command",
+                              f"expected a command under {MAX_COMMAND // 1024} KiB once placeholders are filled "
+                              f"(the OS refuses longer arguments), got {longest // 1024} KiB for {name}")
         if len(self.runs) >= MAX_CELLS:
             raise ConfigError(LAUNCH_FILE, "run", f"expected at most {MAX_CELLS:,} cells in one selection, the grid "
                                                   f"has more: narrow it with only=, or draw samples with search:")

@@ -30,7 +30,8 @@ def value_text(value: Any) -> str:
 
 def short_hash(text: str) -> str:
     """8 characters of base32 (DNS-safe) from the SHA-256 of `text`: the hash that ends generated names."""
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()[:5]).decode().lower()[:HASH_LEN]  # 5 bytes: 8 characters
+    digest = hashlib.sha256(text.encode()).digest()[:5]             # 5 bytes are exactly 8 base32 characters
+    return base64.b32encode(digest).decode().lower()[:HASH_LEN]
 
 
 def content_digest(value: Any) -> str:

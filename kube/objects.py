@@ -54,7 +54,8 @@ def pod_spec(workload: Obj) -> Mapping[str, Any]:
     return (template or _EMPTY).get("spec") or _EMPTY if template is not None else spec(workload)
 
 
-_META_KEPT = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "creationTimestamp", "deletionTimestamp",
+_META_KEPT = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "creationTimestamp",
+              "deletionTimestamp",
               "ownerReferences")
 
 

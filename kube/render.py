@@ -1,4 +1,5 @@
-"""Manifests, pure (no file read but the templates): a Run (or the base settings) -> Job/Pod text via templates/*.j2, Secret and ConfigMap dicts.
+"""Manifests, pure (no file read but the templates): a Run (or the base settings) -> Job/Pod text via
+templates/*.j2, Secret and ConfigMap dicts.
 
 A Job is rendered once, straight to YAML text: that text is what `make dryrun` prints, what build/ holds and
 (parsed by libyaml) what `make job` sends. Every value is checked before rendering (names, labels, quantities)

@@ -138,7 +138,8 @@ def forwarding(command: str) -> str:
     return ("set -m\n(\n" + command + "\n) &\nkube_toolbox_pid=$!\nset +m\n"
             "trap 'kill -TERM -- -\"$kube_toolbox_pid\" 2>/dev/null' TERM INT\n"
             "wait \"$kube_toolbox_pid\"; kube_toolbox_status=$?\n"
-            "while kill -0 \"$kube_toolbox_pid\" 2>/dev/null; do wait \"$kube_toolbox_pid\"; kube_toolbox_status=$?; done\n"
+            "while kill -0 \"$kube_toolbox_pid\" 2>/dev/null; do\n"
+            "  wait \"$kube_toolbox_pid\"; kube_toolbox_status=$?\ndone\n"
             "trap - TERM INT\n")
 
 

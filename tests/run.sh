@@ -40,8 +40,11 @@ status=0
 # kubeconfigs, `make copy`'s websocket) and every cluster command: installed beside the venv, not into it.
 if [ $# -eq 0 ] || [ "$*" = "-q" ]; then
     floor=$(sed -n 's/.*"kubernetes>=\([0-9.]*\)".*/\1/p' pyproject.toml)
-    .venv/bin/python -m pip install -q --no-deps --target .cache/kubernetes-floor "kubernetes==${floor}.*" \
-        google-auth cachetools pyasn1 pyasn1-modules rsa
+    if ! ls -d .cache/kubernetes-floor/kubernetes-"${floor}".*.dist-info >/dev/null 2>&1; then
+        rm -rf .cache/kubernetes-floor
+        .venv/bin/python -m pip install -q --no-deps --target .cache/kubernetes-floor "kubernetes==${floor}.*" \
+            google-auth cachetools pyasn1 pyasn1-modules rsa
+    fi
     KUBE_TOOLBOX_EXPECT_KUBERNETES="$floor" PYTHONPATH="$PWD/.cache/kubernetes-floor" \
         .venv/bin/python -m pytest -ra "$@" tests/test_kubeconfig.py tests/test_cluster.py tests/test_ops.py \
         tests/test_shared_cluster.py || status=$?

@@ -98,7 +98,7 @@ def test_readme_quickstart_runs_as_printed(upstream: Path, tmp_path: Path):
     out = result.stdout
     # make setup: the project's venv, found as local runs find it, and .gitignore.
     assert f"Python environment: project venv ({example}/.venv)" in out
-    assert "Installed: yaml, dotenv, jinja2, kubernetes, boto3 import in" in out
+    assert "Installed: yaml, dotenv, jinja2, kubernetes, boto3, tqdm import in" in out
     assert "Warning" not in result.stderr and "warning:" not in result.stderr, result.stderr[-2000:]
     assert "include-system-site-packages = false" in (example / ".venv" / "pyvenv.cfg").read_text()
     assert (example / ".gitignore").read_text().splitlines()[-2:] == [".env", "build/"]

@@ -16,7 +16,11 @@
 #            command's own status as "Error N" (1 failure, 2 bad input, 130/143 interrupted); a usage error of
 #            a target (make logs without name=) is one line and exit status 2.
 # The toolbox's folder, found through the Makefile link (a path with spaces is fine: it is quoted where used).
+ifeq ($(word 2,$(CURDIR) $(lastword $(MAKEFILE_LIST))),$(lastword $(MAKEFILE_LIST)))
+KT_TOOLBOX := $(patsubst %/,%,$(dir $(realpath $(lastword $(MAKEFILE_LIST)))))
+else
 KT_TOOLBOX := $(shell cd "$$(dirname "$$(readlink -f '$(subst ','\'',$(lastword $(MAKEFILE_LIST)))')")" && pwd -P)
+endif
 PYTHON ?= python3
 KT_LAUNCH = $(PYTHON) '$(KT_TOOLBOX)/launch.py'
 KT_S3 = $(PYTHON) '$(KT_TOOLBOX)/s3utils.py'

@@ -172,8 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", **FLAG, help="do not ask for confirmation")
     p = add("clean-jobs", cluster_cli.cmd_delete, "delete your failed jobs of this project, after confirmation", [base])
     p.add_argument("--yes", **FLAG, help="do not ask for confirmation")
-    from kube.pipeline_cli import add_arguments
-    add_arguments(sub.choices)                    # --stage, --wait: pipelines
+    for name in ("local", "job", "dryrun", "logs"):  # pipelines (docs/pipelines.md)
+        sub.choices[name].add_argument("--stage", default=None,
+                                       help="one stage of each cell alone (logs: the stage of the cell to show)")
+    sub.choices["job"].add_argument("--wait", **FLAG, help="stay and follow the cells: submit each next stage once "
+                                                          "the one before completed")
+    sub.choices["job"].add_argument("--follow-only", action="store_true", help="only carry started cells on (never "
+                                    "start a cell or replace a failed stage): the driver")
     return parser
 
 

@@ -7,25 +7,10 @@ import dataclasses
 import sys
 from typing import TYPE_CHECKING, Any, Mapping
 
-if TYPE_CHECKING:              # imported where used: `add_arguments` runs before any package but the standard library
+if TYPE_CHECKING:              # imported where used
     from . import driver, grid, operations
     from .config import Config
     from .settings import Run
-
-STAGE_COMMANDS = ("local", "dryrun", "job", "logs")
-
-
-def add_arguments(commands: Mapping[str, Any]) -> None:
-    """Add the pipeline arguments to launch.py's subcommand parsers (name -> parser)."""
-    for name in STAGE_COMMANDS:
-        commands[name].add_argument("--stage", default=None,
-                                    help="one stage of each cell alone (logs: the stage of the cell to show)")
-    job = commands["job"]
-    job.add_argument("--wait", action="store_true",
-                     help="stay and follow the cells: submit each next stage once the one before completed")
-    job.add_argument("--follow-only", action="store_true",
-                     help="only carry started cells on (never start a cell or replace a failed stage): the driver")
-
 
 def _out(text: str) -> None:
     print(text, flush=True)

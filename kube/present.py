@@ -8,12 +8,14 @@ from collections import Counter
 import dataclasses
 import json
 from dataclasses import asdict
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from . import yamltext
 from .naming import value_text
 from .settings import Project, Run
-from .status import STATES, Cell
+
+if TYPE_CHECKING:                   # `make runs` and `make local` print without loading the status code
+    from .status import Cell
 
 RESOURCES = {"Job": "job.batch", "Pod": "pod", "Secret": "secret", "ConfigMap": "configmap", "Service": "service",
              "PyTorchJob": "pytorchjob.kubeflow.org"}
@@ -64,6 +66,7 @@ def status_table(rows: Sequence[Cell]) -> str:
 
 
 def totals(rows: Sequence[Cell]) -> str:
+    from .status import STATES
     count = Counter(c.state for c in rows)
     parts = [f"{count[s]} {s}" for s in STATES if count[s]]
     stale = sum(c.stale for c in rows)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -33,6 +31,8 @@ def upload_lines(run: Run) -> str:
 def fetch_missing(project: Project, runs: Sequence[Run]) -> tuple[int, list[str]]:
     """Bring the metrics and exit statuses of cells without a local copy from the bucket into their results
     folders (never over a local file). Returns (files fetched, problems). Nothing happens without a bucket."""
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
     missing = [r for r in runs if not (folder(r) / METRICS_FILE).exists() and not (folder(r) / EXIT_FILE).exists()
                and not Path(r.settings.results).is_absolute()]
     if not missing:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
 from .errors import ConfigError, UsageError
 from .hparams import type_name
 from .naming import is_name
 from .settings import Run
-from .status import Cell
+
+if TYPE_CHECKING:                   # grid expansion (make local, make runs) does not load the status code
+    from .status import Cell
 
 MAX_STAGE = 20                  # a stage name's length: the cell's readable name keeps 33 characters or more
 STAGE_KEYS = ("name", "command")

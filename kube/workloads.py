@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import gzip
 import io
 import shlex
-import tarfile
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
@@ -185,6 +183,8 @@ def cells_archive(workload: Workload) -> bytes:
 
 
 def _archive(units: Sequence[tuple[Run, ...]]) -> bytes:
+    import gzip
+    import tarfile
     raw = io.BytesIO()
     with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:

@@ -101,3 +101,15 @@ def test_a_mistyped_target_still_fails(tmp_path):
     (root / "project.mk").write_text("clean: ## remove caches\n\t@echo cleaned\n")
     own = make(root, "clean")
     assert own.returncode == 0 and own.stdout.strip() == "cleaned"
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("True", True), ("no", False)])
+def test_wait_and_other_switches_reach_the_parser_as_given(tmp_path, spy, value, expected):
+    import json
+    root = project(tmp_path / "p")
+    result = make(root, "job", f"wait={value}", f"overwrite={value}", python=spy)
+    argv = json.loads(result.stdout.strip().splitlines()[-1])
+    sys.path.insert(0, str(ROOT))
+    import launch
+    args = launch.build_parser().parse_args(argv[1:])
+    assert args.wait is expected and args.overwrite is expected

@@ -204,7 +204,31 @@ def run(args: argparse.Namespace) -> int:
     return interactive(args.path, args.local_path, args.overwrite)
 
 
+OLD_FLAGS = {"--find": "find", "--list": "list", "--download": "download", "--upload": "upload",
+             "--remove": "remove", "--interactive": "interactive", "--monitor": "monitor"}
+
+
+def old_spelling(argv: list[str]) -> str | None:
+    """The one-line hint for the public toolbox's `s3utils.py --download PATH` spelling, or None."""
+    for arg in argv:
+        if arg in OLD_FLAGS or arg in ("--delete", "--server"):
+            if arg == "--server":
+                return "--server (an HTTP API over S3) is not part of Kube Toolbox; run the commands directly"
+            if arg == "--delete" and "monitor" in argv:
+                return None
+            if arg == "--delete":
+                return "--delete (of local files) is not part of Kube Toolbox: delete them with rm"
+            command = " ".join(["s3utils.py", OLD_FLAGS[arg], *(a for a in argv if a != arg)])
+            return f"{arg} is the public toolbox's spelling: write `{command}` (or `make {OLD_FLAGS[arg]} file=...`)"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    hint = old_spelling(argv)
+    if hint:
+        say(f"error: {hint}", sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         return run(args)

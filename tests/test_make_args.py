@@ -113,3 +113,15 @@ def test_wait_and_other_switches_reach_the_parser_as_given(tmp_path, spy, value,
     import launch
     args = launch.build_parser().parse_args(argv[1:])
     assert args.wait is expected and args.overwrite is expected
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--download", "data/"], "error: --download is the public toolbox's spelling: write `s3utils.py download data/` "
+                              "(or `make download file=...`)"),
+    (["--upload", "--local_path", "x", "ckpt/"], "write `s3utils.py upload --local_path x ckpt/`"),
+    (["--server"], "error: --server (an HTTP API over S3) is not part of Kube Toolbox"),
+])
+def test_the_public_toolbox_s3utils_flags_get_a_one_line_hint(tmp_path, argv, expected):
+    result = subprocess.run([sys.executable, str(ROOT / "s3utils.py"), *argv], cwd=tmp_path, capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and expected in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -69,11 +69,24 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bar(total: int):
+    """One step of a bar over `total` files (drawn only on a terminal, for more than a few hundred)."""
+    from kube.cluster_cli import progress
+    bar = progress(total, "files")
+
+    def step() -> None:
+        if bar is not None:
+            bar.update(1)
+            if bar.n >= total:
+                bar.close()
+    return step
+
+
 def _result_rows(args: argparse.Namespace):
     """(config, runs, rows) of the selected cells: their result files, those of cluster runs fetched first."""
     from kube import remote_results, results
     cfg, _, runs = _runs(args)
-    fetched, problems = remote_results.fetch_missing(cfg.project, runs)
+    fetched, problems = remote_results.fetch_missing(cfg.project, runs, _bar)
     if fetched:
         err(f"# {fetched} result files of cluster runs fetched from the bucket")
     rows, more = results.collect(runs)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .results import ENV_NAME, EXIT_FILE, METRICS_FILE, folder
 from .settings import Project, Run
@@ -28,9 +28,11 @@ def upload_lines(run: Run) -> str:
             f"fi\n")
 
 
-def fetch_missing(project: Project, runs: Sequence[Run]) -> tuple[int, list[str]]:
+def fetch_missing(project: Project, runs: Sequence[Run],
+                  progress: Callable[[int], Callable[[], None]] | None = None) -> tuple[int, list[str]]:
     """Bring the metrics and exit statuses of cells without a local copy from the bucket into their results
-    folders (never over a local file). Returns (files fetched, problems). Nothing happens without a bucket."""
+    folders (never over a local file). Returns (files fetched, problems). Nothing happens without a bucket.
+    `progress(total)` gives a function called once per file fetched (a bar, on a terminal)."""
     import tempfile
     from concurrent.futures import ThreadPoolExecutor
     missing = [r for r in runs if not (folder(r) / METRICS_FILE).exists() and not (folder(r) / EXIT_FILE).exists()
@@ -72,7 +74,10 @@ def fetch_missing(project: Project, runs: Sequence[Run]) -> tuple[int, list[str]
         finally:
             os.unlink(tmp)
 
+    step = progress(len(present)) if progress else None
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        list(pool.map(one, present))
+        for _ in pool.map(one, present):
+            if step:
+                step()
     return len(present), []
 

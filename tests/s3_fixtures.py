@@ -384,3 +384,19 @@ def blackhole():
     hole = Blackhole()
     yield hole
     hole.close()
+
+
+def run_s3utils(capsys, *argv: str, stdin: str = "") -> tuple[int, str, str]:
+    """s3utils.main in this process (it must return, never raise): exit status, stdout, stderr."""
+    import io
+
+    import s3utils
+    capsys.readouterr()
+    old = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        status = s3utils.main([str(a) for a in argv])
+    finally:
+        sys.stdin = old
+    out, err = capsys.readouterr()
+    return status, out, err

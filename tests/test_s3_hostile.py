@@ -5,7 +5,6 @@ project, downloads never write outside it; 3. per-file conflicts are per-file er
 """
 from __future__ import annotations
 
-import io
 import os
 import socket
 import stat
@@ -18,23 +17,12 @@ import pytest
 
 import s3utils
 from tests.helpers import ROOT
-from tests.s3_fixtures import S3, SickProxy, dead_url, make_s3, tree
+from tests.s3_fixtures import S3, SickProxy, dead_url, make_s3, run_s3utils as run, tree
 
 pytestmark = pytest.mark.usefixtures("elsewhere")      # run from an empty folder: no `.env` of the checkout is read
 FAST = {"S3_CONNECT_TIMEOUT": "0.5", "S3_READ_TIMEOUT": "0.5", "S3_MAX_ATTEMPTS": "2"}
 
 
-def run(capsys, *argv: str, stdin: str = "") -> tuple[int, str, str]:
-    """s3utils.main in this process (it must return, never raise): exit status, stdout, stderr."""
-    capsys.readouterr()
-    old = sys.stdin
-    sys.stdin = io.StringIO(stdin)
-    try:
-        status = s3utils.main([str(a) for a in argv])
-    finally:
-        sys.stdin = old
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def cli(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:

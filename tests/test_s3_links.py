@@ -2,16 +2,14 @@
 link, and no upload reads them through one. Real SeaweedFS and moto, both backends (boto3 and s5cmd)."""
 from __future__ import annotations
 
-import io
 import os
 import stat
-import sys
 from pathlib import Path
 
 import pytest
 
 import s3utils
-from tests.s3_fixtures import tree
+from tests.s3_fixtures import run_s3utils as run, tree
 
 pytestmark = pytest.mark.usefixtures("elsewhere")      # run from an empty folder: no `.env` of the checkout is read
 HOOK = b"#!/bin/sh\necho the project's own hook\n"
@@ -19,16 +17,6 @@ LINKS = {"data/hooks": "../.git/hooks", "data/gitdir": "../.git", "data/root": "
          "data/env": "../.env", "data/hook": "../.git/hooks/post-checkout"}
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    old = sys.stdin
-    sys.stdin = io.StringIO("")
-    try:
-        status = s3utils.main([str(a) for a in argv])
-    finally:
-        sys.stdin = old
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def linked_project(tmp: Path) -> Path:

@@ -2,6 +2,7 @@
 parsed arguments, calls the library and prints what it returns. launch.py parses; this module prints."""
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import Any, Literal
 
@@ -107,7 +108,8 @@ def cmd_status(args: Any) -> int:
     from . import observe, operations, present
     cfg, _, runs = runs_of(args)
     report = observe.collect_status(operations.gateway(cfg.project, _retrying), cfg.project, runs)
-    out(present.status_report(report.cells, report.orphans, report.calls, args.json), end="")
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    out(present.status_report(report.cells, report.orphans, report.calls, args.json, width), end="")
     if getattr(args, "checkpoints", False) and not args.json:
         from . import checkpoint_status
         out(present.checkpoint_lines(checkpoint_status.newest(cfg.project, runs)), end="")

@@ -32,11 +32,17 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def columns(rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns two spaces apart; the last column is not padded."""
+def columns(rows: Sequence[Sequence[str]], width: int | None = None) -> str:
+    """Left-aligned columns two spaces apart; the last column is not padded. With `width` (a terminal's), the
+    last column is cut to fit, marked with `…` (a pipe gets every character)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join(("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[-1]).rstrip()
+    room = None if width is None else max(width - sum(w + 2 for w in widths), 12)
+    return "\n".join(("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + _cut(row[-1], room)).rstrip()
                      for row in rows) + "\n"
+
+
+def _cut(text: str, room: int | None) -> str:
+    return text if room is None or len(text) <= room else text[:room - 1] + "…"
 
 
 def age_text(seconds: float | None) -> str:
@@ -49,7 +55,7 @@ def age_text(seconds: float | None) -> str:
     return f"{int(seconds)}s"
 
 
-def status_table(rows: Sequence[Cell]) -> str:
+def status_table(rows: Sequence[Cell], width: int | None = None) -> str:
     """Fixed-width text table, grouped by model x dataset (rows keep grid order inside a group)."""
     header = ("MODEL", "DATASET", "NAME", "STATE", "AGE", "NODE", "GPU", "REASON")
     groups: dict[tuple[str, str], list[Cell]] = {}
@@ -62,7 +68,7 @@ def status_table(rows: Sequence[Cell]) -> str:
             state += f" ({plural(c.restarts, 'restart')})" if c.restarts else ""
             lines.append((model if i == 0 else "", dataset if i == 0 else "", safe(c.name), state,
                           age_text(c.age), safe(c.node) or "-", safe(c.gpu) or "-", safe(c.reason or "")))
-    return columns(lines)
+    return columns(lines, width)
 
 
 def totals(rows: Sequence[Cell]) -> str:
@@ -139,13 +145,15 @@ def submission_notes(project: Project, prov: Any, warn: bool) -> list[str]:
     return lines
 
 
-def status_report(cells: Sequence[Cell], orphans: Sequence[Cell], calls: int, as_json: bool) -> str:
-    """`make status`: the table, the totals, Jobs no longer in the grid, the failure summary (or all as JSON)."""
+def status_report(cells: Sequence[Cell], orphans: Sequence[Cell], calls: int, as_json: bool,
+                  width: int | None = None) -> str:
+    """`make status`: the table, the totals, Jobs no longer in the grid, the failure summary (or all as JSON).
+    `width`: the terminal's columns (reasons are cut to fit); None for a pipe."""
     if as_json:
         return json.dumps({**status_json(cells, orphans), "api_calls": calls}, indent=2) + "\n"
-    text = status_table(cells) + totals(cells) + "\n"
+    text = status_table(cells, width) + totals(cells) + "\n"
     if orphans:
-        text += "\nJobs on the cluster that are no longer in the grid:\n" + status_table(orphans)
+        text += "\nJobs on the cluster that are no longer in the grid:\n" + status_table(orphans, width)
     summary = failure_summary(cells)
     return text + ("\n" + summary if summary else "")
 

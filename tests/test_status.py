@@ -99,3 +99,13 @@ def test_failure_summary_suggests_blacklisting_a_bad_node():
     assert "   4  exit code 1" in text
     assert "hostname_blacklist: [bad-node]" in text
     assert present.failure_summary([status.Cell("a", "m", "d", "running")]) == ""
+
+
+def test_on_a_terminal_the_reason_is_cut_to_fit_and_a_pipe_gets_it_whole():
+    long = "Unschedulable: insufficient nvidia.com/gpu, nvidia.com/a100, memory, cpu, ephemeral-storage, pods"
+    rows = [status.Cell("example-m-d-lr-0-001-abcdefgh", "m", "d", "pending", 30.0, reason=long)]
+    wide = present.status_table(rows)
+    assert long in wide
+    fitted = present.status_table(rows, width=100)
+    assert all(len(line) <= 100 for line in fitted.splitlines())
+    assert fitted.splitlines()[1].endswith("…") and "example-m-d-lr-0-001-abcdefgh" in fitted   # names never cut

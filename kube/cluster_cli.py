@@ -6,7 +6,7 @@ import shutil
 import sys
 from typing import Any, Literal
 
-from .console import config_of, err, out, runs_of, set_annotations
+from .console import config_of, err, out, retrying, runs_of, set_annotations, submitted
 
 
 def _provenance(project: Any, warn: bool):
@@ -53,7 +53,7 @@ def cmd_job(args: Any) -> int:
     if args.wait or stages.staged(runs):          # a pipeline: kube/pipeline_cli.py
         return pipeline_cli.job(args, cfg, selection, runs, annotations)
     rendered = operations.render_grid(runs, project, annotations) if not selection.states else None
-    gw = operations.gateway(project, _retrying)
+    gw = operations.gateway(project, retrying)
     existing = operations.existing_jobs(gw, project, runs)
     if rendered is None:
         chosen = operations.select_states(gw, project, runs, existing, selection.states)
@@ -64,11 +64,7 @@ def cmd_job(args: Any) -> int:
     def report(item: Any) -> None:
         if bar is not None:
             bar.clear()
-        out(item.message)
-        if item.error:
-            err(f"error: {item.error}")
-        elif item.outcome in ("created", "replaced"):
-            out(f"{present.RESOURCES[item.kind]}/{item.name} {item.outcome}")
+        submitted(item)
         if bar is not None:
             bar.update(1)
 
@@ -95,7 +91,7 @@ def cmd_smoke(args: Any) -> int:
                            overrides=dict(cfg.smoke) or {"_smoke": True})
     if not runs:
         raise UsageError("smoke: no combination selected")
-    gw = operations.gateway(cfg.project, _retrying)
+    gw = operations.gateway(cfg.project, retrying)
     result = operations.smoke(gw, stages.units(runs[0])[0], args.timeout, args.poll,      # a pipeline: stage 1
                               started=lambda run: out(f"{present.RESOURCES[operations.kind_of(run)]}/{run.name} "
                                                       f"created (smoke test of {run.model} x {run.dataset}); "
@@ -107,7 +103,7 @@ def cmd_smoke(args: Any) -> int:
 def cmd_status(args: Any) -> int:
     from . import observe, operations, present
     cfg, _, runs = runs_of(args)
-    report = observe.collect_status(operations.gateway(cfg.project, _retrying), cfg.project, runs)
+    report = observe.collect_status(operations.gateway(cfg.project, retrying), cfg.project, runs)
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     out(present.status_report(report.cells, report.orphans, report.calls, args.json, width), end="")
     if getattr(args, "checkpoints", False) and not args.json:
@@ -121,7 +117,7 @@ def cmd_logs(args: Any) -> int:
     from .errors import ClusterError
     cfg = config_of(args)
     name = pipeline_cli.log_name(cfg, args.name, args.stage)
-    gw = operations.gateway(cfg.project, _retrying)
+    gw = operations.gateway(cfg.project, retrying)
     pod = observe.cell_pod(gw, cfg.project, name, args.node)
     container = distributed.container_of(pod)
     failed = (pod.get("status") or {}).get("phase") == "Failed"
@@ -155,7 +151,7 @@ def cmd_forward(args: Any) -> int:
     kubectl = shutil.which("kubectl")
     if not kubectl:
         raise UsageError("forward: kubectl is not on PATH (it keeps the tunnel open)")
-    pod = observe.cell_pod(operations.gateway(cfg.project, _retrying), cfg.project, name)
+    pod = observe.cell_pod(operations.gateway(cfg.project, retrying), cfg.project, name)
     port = observe.server_port(pod)
     local = args.port or port
     err(f"Forwarding http://127.0.0.1:{local} to {pod['metadata']['name']}:{port} (Ctrl-C stops)")
@@ -176,7 +172,7 @@ def cmd_pod(args: Any) -> int:
         sys.stdout.write(text)
         operations.write_build(project.root, "pod", text)
         return 0
-    operations.start_pod(operations.gateway(project, _retrying), project, pod, objects)
+    operations.start_pod(operations.gateway(project, retrying), project, pod, objects)
     out(f"pod/{pod.name} created")
     err(f"Open a shell when it runs: kubectl exec -it {pod.name} -n {project.namespace} -- /bin/bash")
     return 0
@@ -192,14 +188,10 @@ def cmd_copy(args: Any) -> int:
         raise ConfigError(config.LAUNCH_FILE, "file", "expected a list of files to copy (the file: section is empty)")
     found = files.read(project, wanted)                 # the same checks as for jobs, before any call
     names = found.names if found else ()
-    where = operations.copy_files(operations.gateway(project, _retrying), project, cfg.base_settings, args.pod, wanted)
+    where = operations.copy_files(operations.gateway(project, retrying), project, cfg.base_settings, args.pod, wanted)
     for name in names:
         out(f"Copied {name} to pod/{args.pod} ({where})")
     return 0
-
-
-def _retrying(message: str) -> None:
-    err(f"note: {message}")
 
 
 def confirm(question: str, yes: bool) -> bool:
@@ -214,7 +206,7 @@ def cmd_delete(args: Any) -> int:
     from . import cleanup, operations, present
     cfg = config_of(args)
     project = cfg.project
-    gw = operations.gateway(project, _retrying)
+    gw = operations.gateway(project, retrying)
     failed_only = args.command == "clean-jobs"
     kind: Literal["job", "pod", "all"] = "job" if failed_only else args.kind
     owned = cleanup.list_owned(gw, project, jobs=kind in ("job", "all"))

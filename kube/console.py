@@ -40,6 +40,21 @@ def runs_of(args: Any) -> tuple[Any, Any, list]:
     return cfg, selection, stages.pick(grid.build_runs(cfg, selection), getattr(args, "stage", None))
 
 
+def retrying(message: str) -> None:
+    """What the Gateway says once when a call starts being retried (a server that is down)."""
+    err(f"note: {message}")
+
+
+def submitted(item: Any) -> None:
+    """One submission result, kubectl's way: the plan's sentence, then `job.batch/NAME created` or the error."""
+    from .present import RESOURCES
+    out(item.message)
+    if item.error:
+        err(f"error: {item.error}")
+    elif item.outcome in ("created", "replaced"):
+        out(f"{RESOURCES[item.kind]}/{item.name} {item.outcome}")
+
+
 TRUE, FALSE = ("true", "yes", "y", "on", "1"), ("false", "no", "n", "off", "0")
 
 

@@ -4,25 +4,14 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from typing import TYPE_CHECKING, Any, Mapping
+
+from .console import err, out, retrying, submitted
 
 if TYPE_CHECKING:              # imported where used
     from . import driver, grid, operations
     from .config import Config
     from .settings import Run
-
-def _out(text: str) -> None:
-    print(text, flush=True)
-
-
-def _err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def _retrying(message: str) -> None:
-    _err(f"note: {message}")
-
 
 def log_name(cfg: Config, name: str, stage: str | None) -> str:
     """`make logs name=CELL stage=NAME`: the Job of that stage of the cell (without stage: the cell's name)."""
@@ -31,26 +20,18 @@ def log_name(cfg: Config, name: str, stage: str | None) -> str:
     return stages.stage_job(grid.build_runs(cfg, f"name={cell}"), cell, stage) if stage else cell
 
 
-def _report_start(item: operations.JobResult) -> None:
-    _out(item.message)
-    if item.error:
-        _err(f"error: {item.error}")
-    elif item.outcome in ("created", "replaced"):
-        _out(f"job.batch/{item.name} {item.outcome}")
-
-
 def _report_follow(event: driver.Event) -> None:
     from .present import plural, safe
     s = event.step
     where = f" (stage {s.where} of {s.cell.name})" if s.where else ""
     if event.kind in ("created", "exists"):
-        _out(f"job.batch/{s.unit.name} {'created' if event.kind == 'created' else 'was already there'}{where}")
+        out(f"job.batch/{s.unit.name} {'created' if event.kind == 'created' else 'was already there'}{where}")
     elif event.kind == "error":
-        _err(f"error: {event.error}")
+        err(f"error: {event.error}")
     elif event.kind == "done":
-        _out(f"{s.cell.name} completed" + (f" ({plural(len(s.cell.stages), 'stage')})" if s.cell.stages else ""))
+        out(f"{s.cell.name} completed" + (f" ({plural(len(s.cell.stages), 'stage')})" if s.cell.stages else ""))
     else:
-        _out(f"{s.cell.name} stopped: " + (f"stage {s.where} failed" if s.where else "its Job failed") +
+        out(f"{s.cell.name} stopped: " + (f"stage {s.where} failed" if s.where else "its Job failed") +
              f" ({safe(s.reason)})")
 
 
@@ -68,7 +49,7 @@ def job(args: Any, cfg: Config, selection: grid.Selection, runs: list[Run], anno
     project = cfg.project
     if any(unit.settings.shared > 1 or unit.settings.max_parallel for unit in stages.flatten(runs)):
         raise UsageError("wait: follows one Job per cell or stage; not with shared or max_parallel")
-    gw = operations.gateway(project, _retrying)
+    gw = operations.gateway(project, retrying)
     listed = driver.list_jobs(gw, project)
     cells = driver.choose(runs, listed, selection.states)
     flat = stages.flatten(cells)
@@ -77,23 +58,23 @@ def job(args: Any, cfg: Config, selection: grid.Selection, runs: list[Run], anno
     followed = bool(args.wait or args.follow_only)
     if not args.follow_only:
         result, steps = driver.start(gw, project, cells, listed, rendered, args.overwrite,
-                                     "failed" in selection.states, _report_start)
+                                     "failed" in selection.states, submitted)
         parts = [f"{result.count(k)} {k}" for k in ("created", "replaced", "unchanged", "failed")
                  if result.count(k) or k in ("created", "failed")]
         held = f" ({plural(len(flat), 'stage Job')})" if len(flat) != len(cells) else ""
-        _out(f"{plural(len(cells), 'cell')}{held}: {', '.join(parts)} ({plural(result.calls, 'API call')})")
+        out(f"{plural(len(cells), 'cell')}{held}: {', '.join(parts)} ({plural(result.calls, 'API call')})")
         status = 1 if result.failed else 0
         if cfg.driver.where == "cluster" and any(s.submits or s.kind == "wait" for s in steps):
             made = driver_job.render(cfg, flat, selection.filters, args.set or [], args.stage, annotations)
             outcome = driver_job.start(gw, project, made)
-            _out(f"job.batch/{made.job.name} {outcome}: the driver follows these cells in the cluster "
+            out(f"job.batch/{made.job.name} {outcome}: the driver follows these cells in the cluster "
                  f"(service account {made.account}); `make status` shows them, `make delete` removes it")
     if not followed:
         return status
     report = driver.follow(gw, project, cells, {j.name: j for j in rendered.jobs}, args.poll, _report_follow,
                            first_sleep=not args.follow_only)
     stopped = [f"{s.cell.name} ({s.unit.stage or 'its Job'})" for s in report.stopped]
-    _out(f"Followed {plural(len(cells), 'cell')}: {len(report.done)} completed, {len(stopped)} stopped"
+    out(f"Followed {plural(len(cells), 'cell')}: {len(report.done)} completed, {len(stopped)} stopped"
          + (f": {', '.join(stopped)}" if stopped else "") + (f", {len(report.idle)} not started" if report.idle
                                                              else "") + f" ({plural(report.polls, 'poll')})")
     return status or (1 if stopped and not args.follow_only else 0)

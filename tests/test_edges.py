@@ -4,7 +4,7 @@ root that cannot be written."""
 from __future__ import annotations
 
 import os
-import stat
+import shutil
 import subprocess
 import sys
 
@@ -92,20 +92,30 @@ def test_a_gitignore_link_is_written_through(tmp_path):
     assert (tmp_path / "shared" / "ignore").read_text() == "*.pyc\n.env\nbuild/\n"
 
 
-@pytest.mark.parametrize("shape", ["folder", "read-only"])
-def test_a_gitignore_that_cannot_be_edited_is_left_and_named(tmp_path, shape):
+def test_a_gitignore_that_is_a_folder_is_left_and_named(tmp_path):
     bootstrap = _setup_gitignore(tmp_path)
-    path = tmp_path / ".gitignore"
-    if shape == "folder":
-        path.mkdir()
-    else:
-        path.write_text("*.pyc\n")
-        path.chmod(stat.S_IRUSR)
-        if os.access(path, os.W_OK):
-            pytest.skip("running as root: a read-only file is still writable")
-    with pytest.raises(bootstrap.GitignoreProblem, match="folder" if shape == "folder" else "read-only"):
+    (tmp_path / ".gitignore").mkdir()
+    with pytest.raises(bootstrap.GitignoreProblem, match="folder"):
         bootstrap.ensure_gitignore(tmp_path)
-    assert path.is_dir() if shape == "folder" else path.read_text() == "*.pyc\n"
+    assert (tmp_path / ".gitignore").is_dir()
+
+
+def test_a_gitignore_on_a_read_only_filesystem_is_left_and_named(tmp_path):
+    """The project folder bind-mounted read-only in a mount namespace of its own: read-only even for root."""
+    unshare = shutil.which("unshare")
+    assert unshare, "unshare (util-linux) is needed to mount the project read-only"
+    (tmp_path / ".gitignore").write_text("*.pyc\n")
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); from kube import bootstrap\n"
+             "try:\n    bootstrap.ensure_gitignore(__import__('pathlib').Path(sys.argv[2]))\n"
+             "except bootstrap.GitignoreProblem as problem:\n    print('left:', problem)\n")
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    as_root = ["-m"] if os.geteuid() == 0 else ["-r", "-m"]
+    done = subprocess.run([unshare, *as_root, "sh", "-c", script, str(tmp_path), sys.executable, "-c", probe,
+                           str(ROOT), str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "left: .gitignore is read-only"
+    assert (tmp_path / ".gitignore").read_text() == "*.pyc\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".gitignore"]          # no temporary file left
 
 
 def test_a_project_root_that_cannot_be_written_is_one_line(tmp_path):

@@ -194,10 +194,14 @@ def test_what_a_cell_leaves_running_ends_with_it(tmp_path, leftover):
     """Background children (cmd &) and daemons (setsid) end when the cell ends; `make local | cat` returns."""
     make_project(tmp_path, GRID % f"{leftover} echo $! > pid; echo done")
     start = time.monotonic()
-    proc = subprocess.Popen(f"{sys.executable} {ROOT / 'launch.py'} local --first | cat", shell=True, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    launcher = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), "local", "--first"], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader = subprocess.Popen(["cat"], stdin=launcher.stdout, stdout=subprocess.PIPE, text=True)   # `| cat`
+    assert launcher.stdout is not None
+    launcher.stdout.close()                       # only `cat` holds the pipe now, as in a shell pipeline
+    out, _ = reader.communicate(timeout=30)       # ends only when nothing holds the pipe any more
+    err = launcher.communicate(timeout=30)[1].decode()
+    assert launcher.returncode == 0 and reader.returncode == 0, err
     assert "done" in out and time.monotonic() - start < 10
     sleepers = [p for p in Path("/proc").glob("[0-9]*/cmdline")
                 if p.exists() and _cmdline(p) == "sleep\x0060\x00" and _cwd(p.parent) == tmp_path]
